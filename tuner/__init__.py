@@ -1,0 +1,30 @@
+"""tuner: hyperparameter studies from a small YAML file, on Optuna.
+
+The public API::
+
+    import tuner
+    result = tuner.run_study("studies/quickstart.yaml", n_trials=20)
+    print(result.best_value, result.best_params)
+"""
+
+from __future__ import annotations
+
+from tuner._version import __version__
+from tuner.errors import TunerError
+from tuner.models import register_model
+from tuner.objectives import Objective, ObjectiveContext
+from tuner.runner import StudyInterrupted, StudyResult, run_study
+from tuner.spec import StudySpec, load_spec
+
+__all__ = [
+    "Objective",
+    "ObjectiveContext",
+    "StudyInterrupted",
+    "StudyResult",
+    "StudySpec",
+    "TunerError",
+    "__version__",
+    "load_spec",
+    "register_model",
+    "run_study",
+]

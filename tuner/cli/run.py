@@ -1,0 +1,115 @@
+"""``tuner run`` and ``tuner validate``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from tuner.cli.common import STORAGE_ENV, fmt_value, out, storage_url
+from tuner.runner import StudyInterrupted, StudyResult, run_study
+from tuner.storage import redact
+
+
+@click.command()
+@click.argument("spec", type=click.Path(path_type=Path))
+@click.option("--n-trials", type=click.IntRange(min=1), help="Total trials of the study (overrides budget.n_trials).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds for this run.")
+@click.option("--seed", type=int, help="Study seed (overrides `seed`).")
+@click.option("--storage", metavar="URL|PATH", help=f"Optuna storage URL or file (default: spec's, or ${STORAGE_ENV}).")
+@click.option("--study-name", help="Study name (overrides `name`).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE", help="Override a spec field; repeatable.")
+@click.option("--allow-space-change", is_flag=True, help="Resume even though the search space changed.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress display.")
+def run(
+    spec: Path,
+    n_trials: int | None,
+    timeout: float | None,
+    seed: int | None,
+    storage: str | None,
+    study_name: str | None,
+    overrides: tuple[str, ...],
+    allow_space_change: bool,
+    quiet: bool,
+) -> None:
+    """Run the study in SPEC, or resume it: completed trials count towards the budget."""
+    import os
+
+    url = storage_url(storage) if storage or os.environ.get(STORAGE_ENV) else None
+    try:
+        result = run_study(
+            spec,
+            n_trials=n_trials,
+            timeout=timeout,
+            seed=seed,
+            storage=url,
+            study_name=study_name,
+            overrides=overrides,
+            allow_space_change=allow_space_change,
+            progress=not quiet,
+        )
+    except StudyInterrupted as stop:
+        _summary(stop.result, spec)
+        done = stop.result.counts()
+        click.echo(
+            f"Interrupted: {done['complete']} complete trials are stored and the running trial was marked as "
+            f"interrupted. Resume with: tuner run {spec}" + (f" --study-name {study_name}" if study_name else ""),
+            err=True,
+        )
+        sys.exit(130)
+    _summary(result, spec)
+
+
+def _summary(result: StudyResult, spec: Path) -> None:
+    console = out()
+    counts = result.counts()
+    total = result.spec.budget.n_trials
+    finished = counts["complete"] + counts["pruned"] + counts["fail"]
+    console.print(
+        f"Study [bold]{result.study.study_name}[/] ({redact(result.storage_url)}): ran {result.ran} trial(s) now; "
+        f"{counts['complete']} complete, {counts['pruned']} pruned, {counts['fail']} failed of budget {total}.",
+        highlight=False,
+    )
+    if result.ran == 0 and finished >= total:
+        console.print("The study had already reached its budget; raise --n-trials to run more.")
+    best = result.best_trial
+    if best is None:
+        console.print("No complete trial yet.")
+        return
+    metric = result.study.user_attrs.get("tuner:metric", "value")
+    spread = best.user_attrs.get("val_std")
+    spread_text = f" ± {fmt_value(spread)}" if spread is not None else ""
+    console.print(f"Best trial #{best.number}: {metric} = {fmt_value(best.value)}{spread_text}", highlight=False)
+    for name, value in best.params.items():
+        console.print(f"  {name} = {fmt_value(value)}", highlight=False)
+    console.print(f"Next: tuner show {spec}   |   tuner dashboard --storage {spec}", highlight=False)
+
+
+@click.command()
+@click.argument("spec", type=click.Path(path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE", help="Override a spec field; repeatable.")
+def validate(spec: Path, overrides: tuple[str, ...]) -> None:
+    """Check SPEC and its data without running a trial or touching the storage."""
+    from tuner import space as space_mod
+    from tuner.objectives import build_context
+    from tuner.spec import load_spec
+    from tuner.splits import resolve_scheme
+
+    loaded = load_spec(spec, overrides=overrides)
+    ctx = build_context(loaded)
+    console = out()
+    data = ctx.dataset
+    console.print(f"{spec}: valid. Study {loaded.name!r}, model {loaded.model!r}, metric {ctx.metric.name!r}.")
+    console.print(
+        f"Data: {len(data.y)} rows × {data.X.shape[1]} features, {data.task}"
+        + (f", {data.n_classes} classes" if data.n_classes else "")
+        + f"; CV: {resolve_scheme(loaded.cv, data)} with {len(ctx.splits)} folds.",
+        highlight=False,
+    )
+    console.print("Search space:")
+    for name, param in ctx.space.items():
+        console.print(f"  {name}: {space_mod.describe(param)}", highlight=False)
+
+
+COMMANDS = [run, validate]

@@ -1,0 +1,176 @@
+"""Load the data a spec names and shape it for tuning.
+
+Sources: ``sklearn:<name>`` (sets bundled with scikit-learn, offline), CSV or Parquet files
+(paths relative to the spec file) and pandas DataFrames passed from Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from tuner.errors import DataError, did_you_mean
+from tuner.metrics import Task
+
+if TYPE_CHECKING:
+    from tuner.spec import DataSpec
+
+_MAX_CLASSES_FOR_AUTO = 20
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Features, target and optional groups, ready for cross-validation.
+
+    ``y`` is label-encoded for classification (``classes`` holds the original labels), so every
+    model, XGBoost included, sees classes 0..k-1.
+    """
+
+    X: pd.DataFrame
+    y: np.ndarray
+    task: Task
+    groups: np.ndarray | None = None
+    classes: tuple[Any, ...] = ()
+    source: str = ""
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def has_missing(self) -> bool:
+        return bool(self.X.isna().to_numpy().any())
+
+    @property
+    def categorical_columns(self) -> list[str]:
+        return [c for c in self.X.columns if not pd.api.types.is_numeric_dtype(self.X[c])]
+
+
+def load_dataset(spec: DataSpec, *, base_dir: Path, label: str, frame: pd.DataFrame | None = None) -> Dataset:
+    """Load the table named by ``spec`` (or use ``frame``) and split it into X, y and groups."""
+    if frame is not None:
+        table, default_target = frame, None
+    elif spec.source.startswith("sklearn:"):
+        table, default_target = _load_bundled(spec.source.removeprefix("sklearn:")), "target"
+    else:
+        table, default_target = _read_file(base_dir / spec.source, label), None
+    target = spec.target or default_target
+    if target is None:
+        raise DataError(
+            f"{label}, field 'data.target': no target column given. Set `data.target` to one of: {_cols(table)}."
+        )
+    _require_columns(table, [target], "data.target", label)
+    if spec.groups is not None:
+        _require_columns(table, [spec.groups], "data.groups", label)
+    _require_columns(table, list(spec.drop), "data.drop", label)
+    excluded = {target, *(spec.drop), *([spec.groups] if spec.groups else [])}
+    if spec.features is not None:
+        _require_columns(table, list(spec.features), "data.features", label)
+        features = [c for c in spec.features if c not in excluded]
+    else:
+        features = [c for c in table.columns if c not in excluded]
+    if not features:
+        raise DataError(
+            f"{label}, field 'data.features': no feature columns left after removing target, groups and drop."
+        )
+    y_raw = table[target]
+    if y_raw.isna().any():
+        raise DataError(
+            f"{label}, field 'data.target': column {target!r} has {int(y_raw.isna().sum())} missing values. "
+            "Drop those rows before tuning."
+        )
+    task = _infer_task(y_raw) if spec.task == "auto" else spec.task
+    if task == "regression" and not pd.api.types.is_numeric_dtype(y_raw):
+        raise DataError(
+            f"{label}, field 'data.task': target {target!r} is not numeric, so it cannot be a regression target. "
+            "Set `data.task: classification` or pick a numeric target."
+        )
+    classes: tuple[Any, ...] = ()
+    if task == "classification":
+        codes, uniques = pd.factorize(y_raw, sort=True)
+        y = codes.astype(np.int64)
+        classes = tuple(uniques.tolist())
+        if len(classes) < 2:
+            raise DataError(f"{label}, field 'data.target': column {target!r} has a single class; nothing to learn.")
+    else:
+        y = y_raw.to_numpy(dtype=np.float64)
+    groups = table[spec.groups].to_numpy() if spec.groups else None
+    X = table[features].reset_index(drop=True)
+    return Dataset(X=X, y=y, task=task, groups=groups, classes=classes, source=spec.source)
+
+
+def _load_bundled(name: str) -> pd.DataFrame:
+    from sklearn import datasets
+
+    loader = getattr(datasets, f"load_{name}")
+    bunch = loader(as_frame=True)
+    table: pd.DataFrame = bunch.frame
+    return table
+
+
+def _read_file(path: Path, label: str) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(
+            f"{label}, field 'data.source': data file {str(path)!r} not found. "
+            "Paths are relative to the spec file; use `sklearn:<name>` for a bundled set."
+        )
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if suffix in (".csv", ".txt", ".gz"):
+            return pd.read_csv(path)
+    except (ValueError, ImportError, OSError, pd.errors.ParserError) as exc:
+        raise DataError(f"{label}, field 'data.source': cannot read {str(path)!r}: {exc}") from None
+    raise DataError(
+        f"{label}, field 'data.source': {str(path)!r} is neither .csv nor .parquet; convert it to one of them."
+    )
+
+
+def _require_columns(table: pd.DataFrame, names: list[str], field: str, label: str) -> None:
+    missing = [n for n in names if n not in table.columns]
+    if missing:
+        name = missing[0]
+        raise DataError(
+            f"{label}, field {field!r}: column {name!r} is not in the data.{did_you_mean(name, map(str, table.columns))} "
+            f"Columns: {_cols(table)}."
+        )
+
+
+def _cols(table: pd.DataFrame, limit: int = 15) -> str:
+    cols = [str(c) for c in table.columns]
+    more = f", … ({len(cols) - limit} more)" if len(cols) > limit else ""
+    return ", ".join(cols[:limit]) + more
+
+
+def _infer_task(y: pd.Series) -> Task:
+    if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+        return "classification"
+    values = y.to_numpy()
+    is_integral = np.all(np.equal(np.mod(values, 1), 0))
+    return "classification" if is_integral and y.nunique() <= _MAX_CLASSES_FOR_AUTO else "regression"
+
+
+def make_preprocessor(dataset: Dataset, *, handles_missing: bool) -> Any | None:
+    """A ColumnTransformer for categorical columns and missing values, or None when none is needed."""
+    categorical = dataset.categorical_columns
+    needs_impute = dataset.has_missing and not handles_missing
+    if not categorical and not needs_impute:
+        return None
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    numeric = [c for c in dataset.X.columns if c not in categorical]
+    steps = []
+    if numeric:
+        steps.append(("num", SimpleImputer(strategy="median") if needs_impute else "passthrough", numeric))
+    if categorical:
+        encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+        steps.append(("cat", make_pipeline(SimpleImputer(strategy="most_frequent"), encoder), categorical))
+    return ColumnTransformer(steps, verbose_feature_names_out=False)

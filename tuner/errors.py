@@ -1,0 +1,48 @@
+"""Errors a user can act on.
+
+Every error raised for a user mistake is a :class:`TunerError`. Its message is one paragraph that
+names where the problem is (file, field), what was found, and how to fix it. The CLI prints it and
+exits with code 2; Python callers can catch ``TunerError``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class TunerError(Exception):
+    """Base class of every error caused by input a user can fix."""
+
+    exit_code = 2
+
+
+class SpecError(TunerError):
+    """The study file (or the overrides given to it) is invalid."""
+
+
+class DataError(TunerError):
+    """The data named by the spec cannot be loaded or does not fit the spec."""
+
+
+class CatalogError(TunerError):
+    """An unknown model, metric, sampler, pruner or CV scheme, or a bad custom import."""
+
+
+class StorageError(TunerError):
+    """The study storage cannot be opened, or the study is not in it."""
+
+
+def did_you_mean(value: str, choices: Iterable[str]) -> str:
+    """Return ``" Did you mean 'x'?"`` for the closest choice, or an empty string."""
+    close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def unknown_name(kind: str, name: str, choices: Iterable[str], *, where: str = "") -> CatalogError:
+    """One template for every 'unknown X' error: value, valid names, closest match."""
+    choices = sorted(choices)
+    location = f"{where}: " if where else ""
+    return CatalogError(
+        f"{location}unknown {kind} {name!r}.{did_you_mean(name, choices)} Expected one of: {', '.join(choices)}."
+    )

@@ -1,0 +1,413 @@
+"""The study file: YAML in, validated and frozen :class:`StudySpec` out.
+
+Everything a study needs is parsed here once; downstream code receives typed sub-specs, never raw
+dicts. Every validation error comes out of :func:`load_spec` with the file, line, field and a fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
+
+from tuner.errors import SpecError, did_you_mean
+from tuner.metrics import METRIC_NAMES
+from tuner.samplers import PRUNER_NAMES, SAMPLER_NAMES
+
+Scalar = str | int | float | bool | None
+CV_SCHEMES = (
+    "auto",
+    "kfold",
+    "stratified",
+    "group",
+    "stratified_group",
+    "timeseries",
+    "repeated_kfold",
+    "repeated_stratified",
+    "holdout",
+)
+SKLEARN_SETS = ("breast_cancer", "digits", "wine", "iris", "diabetes")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ParamSpec(_Frozen):
+    """One hyperparameter: a range, a list of choices, or a fixed value.
+
+    In YAML a scalar means a fixed value and a list means categorical choices, so
+    ``max_depth: 6`` and ``criterion: [gini, entropy]`` are shorthands.
+    """
+
+    type: Literal["float", "int", "categorical", "fixed"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: tuple[Scalar, ...] | None = None
+    value: Scalar = None
+    when: dict[str, Scalar | tuple[Scalar, ...]] | None = Field(
+        default=None,
+        description="Only suggest this parameter when another parameter has one of these values.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ParamSpec:
+        if self.type in ("float", "int"):
+            if self.low is None or self.high is None:
+                raise ValueError(f"a {self.type} parameter needs both `low` and `high`")
+            if self.low > self.high:
+                raise ValueError(f"`low <= high` must hold, but got low={self.low:g}, high={self.high:g}")
+            if self.log and self.low <= 0:
+                raise ValueError(f"`log: true` needs `low > 0`, but got low={self.low:g}; raise `low` or drop `log`")
+            if self.log and self.step is not None:
+                raise ValueError("`log: true` and `step` cannot be combined; drop one of them")
+            if self.step is not None and self.step <= 0:
+                raise ValueError(f"`step` must be > 0, got {self.step:g}")
+            if self.type == "int" and not all(float(v).is_integer() for v in (self.low, self.high)):
+                raise ValueError(f"an int parameter needs integer bounds, got low={self.low}, high={self.high}")
+            if self.choices is not None:
+                raise ValueError(f"a {self.type} parameter takes `low`/`high`, not `choices`")
+        elif self.type == "categorical":
+            if not self.choices:
+                raise ValueError("`choices` must list at least one value")
+            if self.low is not None or self.high is not None:
+                raise ValueError("a categorical parameter takes `choices`, not `low`/`high`")
+        return self
+
+
+class DataSpec(_Frozen):
+    source: str = Field(
+        description="`sklearn:<name>` for a bundled set, or a CSV/Parquet path relative to the spec file."
+    )
+    target: str | None = Field(default=None, description="Target column (bundled sets default to `target`).")
+    features: tuple[str, ...] | None = Field(
+        default=None, description="Columns to use (default: all but target, groups, drop)."
+    )
+    drop: tuple[str, ...] = ()
+    groups: str | None = Field(
+        default=None, description="Column with group labels (for group CV and per-group scores)."
+    )
+    task: Literal["auto", "classification", "regression"] = "auto"
+
+    @field_validator("source")
+    @classmethod
+    def _check_source(cls, value: str) -> str:
+        if value.startswith("sklearn:") and value.removeprefix("sklearn:") not in SKLEARN_SETS:
+            name = value.removeprefix("sklearn:")
+            raise ValueError(
+                f"unknown bundled data set {name!r}.{did_you_mean(name, SKLEARN_SETS)} "
+                f"Expected sklearn:<{'|'.join(SKLEARN_SETS)}> or a CSV/Parquet path"
+            )
+        return value
+
+
+class CVSpec(_Frozen):
+    scheme: str = Field(default="auto", description=f"One of {', '.join(CV_SCHEMES)}.")
+    folds: int = Field(default=5, ge=2, description="Number of folds (or splits for timeseries).")
+    repeats: int = Field(default=1, ge=1, description="Repeats for repeated_* schemes.")
+    shuffle: bool = True
+    seed: int | None = Field(default=None, description="Defaults to a seed derived from the study seed.")
+    test_size: float = Field(default=0.2, gt=0, lt=1, description="Validation fraction for `holdout`.")
+
+    @field_validator("scheme")
+    @classmethod
+    def _check_scheme(cls, value: str) -> str:
+        return _check_choice("CV scheme", value, CV_SCHEMES)
+
+
+class SamplerSpec(_Frozen):
+    name: str = "tpe"
+    seed: int | None = Field(default=None, description="Defaults to a seed derived from the study seed.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments for the Optuna sampler.")
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        return _check_choice("sampler", value, SAMPLER_NAMES)
+
+
+class PrunerSpec(_Frozen):
+    name: str = "median"
+    options: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments for the Optuna pruner.")
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        return _check_choice("pruner", value, PRUNER_NAMES)
+
+
+class BudgetSpec(_Frozen):
+    n_trials: int = Field(default=50, gt=0, description="Total trials of the study, across reruns.")
+    timeout: float | None = Field(default=None, gt=0, description="Seconds for this run (not the whole study).")
+
+
+class StudySpec(_Frozen):
+    """A validated, immutable study: what to tune, on which data, how to score and search."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", max_length=120)
+    data: DataSpec
+    model: str = Field(description="A catalog name (see `tuner models`) or `pkg.module:factory`.")
+    space: dict[str, ParamSpec] = Field(
+        default_factory=dict, description="Overrides and additions to the model's default space."
+    )
+    cv: CVSpec = CVSpec()
+    metric: str | None = Field(default=None, description="A scikit-learn scorer name; default depends on the task.")
+    sampler: SamplerSpec = SamplerSpec()
+    pruner: PrunerSpec = PrunerSpec()
+    budget: BudgetSpec = BudgetSpec()
+    storage: str | None = Field(
+        default=None, description="Optuna storage URL or a path; default `tuner.db` next to the spec."
+    )
+    seed: int = Field(default=0, description="The one seed that sampler, CV and model seeds derive from.")
+    objective: str | None = Field(
+        default=None, description="`pkg.module:function` replacing the built-in CV objective."
+    )
+    spec_path: SkipJsonSchema[Path | None] = Field(default=None, exclude=True)
+
+    @field_validator("space", mode="before")
+    @classmethod
+    def _expand_shorthands(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if isinstance(item, list):
+                out[key] = {"type": "categorical", "choices": item}
+            elif isinstance(item, dict | ParamSpec):
+                out[key] = item
+            else:
+                out[key] = {"type": "fixed", "value": item}
+        return out
+
+    @field_validator("sampler", "pruner", mode="before")
+    @classmethod
+    def _name_shorthand(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @field_validator("model")
+    @classmethod
+    def _check_model(cls, value: str) -> str:
+        if ":" not in value:
+            from tuner.models import model_names
+
+            _check_choice("model", value, model_names())
+        return value
+
+    @field_validator("metric")
+    @classmethod
+    def _check_metric(cls, value: str | None) -> str | None:
+        return None if value is None else _check_choice("metric", value, METRIC_NAMES)
+
+    @field_validator("objective")
+    @classmethod
+    def _check_objective(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[\w.]+:[\w.]+", value):
+            raise ValueError(f"expected `pkg.module:function`, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_conditions(self) -> StudySpec:
+        for name, param in self.space.items():
+            for parent in param.when or {}:
+                if parent == name:
+                    raise ValueError(f"space.{name}: `when` cannot refer to the parameter itself")
+        return self
+
+    @property
+    def base_dir(self) -> Path:
+        """Folder that relative paths in the spec are resolved against."""
+        return self.spec_path.parent if self.spec_path else Path.cwd()
+
+    @property
+    def label(self) -> str:
+        """How errors name this spec: its file, or the study name for specs built in Python."""
+        return str(self.spec_path) if self.spec_path else f"study {self.name!r}"
+
+    def to_json(self) -> str:
+        """Canonical JSON of the spec (stable key order, so its hash is stable)."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    def spec_hash(self) -> str:
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+
+def _check_choice(kind: str, value: str, choices: tuple[str, ...] | list[str]) -> str:
+    if value not in choices:
+        raise ValueError(
+            f"unknown {kind} {value!r}.{did_you_mean(value, choices)} Expected one of: {', '.join(sorted(choices))}"
+        )
+    return value
+
+
+def load_spec(
+    source: str | Path | dict[str, Any] | StudySpec,
+    *,
+    overrides: typing.Sequence[str] = (),
+    **fields: Any,
+) -> StudySpec:
+    """Load and validate a study spec.
+
+    Args:
+        source: A YAML file path, a dict with the same structure, or an existing spec.
+        overrides: ``"key.path=value"`` strings (values parsed as YAML), as ``tuner run --set``.
+        **fields: Top-level fields to replace, e.g. ``name="other"`` or ``seed=3``.
+
+    Returns:
+        The frozen :class:`StudySpec`.
+
+    Raises:
+        SpecError: with the file, line, field and a fix, for any invalid input.
+
+    Example:
+        >>> spec = load_spec("studies/quickstart.yaml", overrides=["budget.n_trials=5"])
+    """
+    path: Path | None = None
+    text: str | None = None
+    if isinstance(source, StudySpec):
+        raw = source.model_dump(mode="json")
+        path = source.spec_path
+    elif isinstance(source, dict):
+        raw = dict(source)
+    else:
+        path = Path(source)
+        raw, text = _read_yaml(path)
+    label = str(path) if path else "the study spec"
+    for item in overrides:
+        _apply_override(raw, item, label)
+    for key, value in fields.items():
+        if value is not None:
+            raw[key] = value
+    try:
+        spec = StudySpec.model_validate({**raw, "spec_path": path.resolve() if path else None})
+    except ValidationError as exc:
+        raise SpecError(_format_errors(exc, label, text)) from None
+    return spec
+
+
+def _read_yaml(path: Path) -> tuple[dict[str, Any], str]:
+    if not path.is_file():
+        hint = " It is a directory; name the YAML file inside it." if path.is_dir() else ""
+        raise SpecError(f"{path}: study file not found.{hint} Check the path (relative to {Path.cwd()}).")
+    text = path.read_text(encoding="utf-8")
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(
+            f"{path}{where}: invalid YAML ({problem}). Fix the syntax there; "
+            "check indentation and that values containing ':' are quoted."
+        ) from None
+    if not isinstance(raw, dict):
+        raise SpecError(
+            f"{path}: a study file must be a YAML mapping with at least `name`, `data` and `model`, "
+            f"but it holds a {type(raw).__name__}. See `tuner schema` or studies/quickstart.yaml."
+        )
+    return raw, text
+
+
+def _apply_override(raw: dict[str, Any], item: str, label: str) -> None:
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise SpecError(f"--set {item!r}: expected `key.path=value`, e.g. `--set budget.n_trials=20` (for {label}).")
+    node = raw
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        child = node.get(part)
+        if isinstance(child, str) and part in ("sampler", "pruner"):
+            child = {"name": child}
+        if not isinstance(child, dict):
+            child = {}
+        node[part] = child
+        node = child
+    try:
+        node[parts[-1]] = yaml.safe_load(value)
+    except yaml.YAMLError:
+        node[parts[-1]] = value
+
+
+def _format_errors(exc: ValidationError, label: str, text: str | None) -> str:
+    messages = []
+    for error in exc.errors():
+        loc = _clean_loc(error["loc"])
+        field = ".".join(str(part) for part in loc) or "(top level)"
+        line = _line_of(text, loc) if text else None
+        where = f"{label}, line {line}" if line else label
+        messages.append(f"{where}, field {field!r}: {_describe(error, loc)}")
+    plural = "s" if len(messages) > 1 else ""
+    return (
+        f"Invalid study spec ({len(messages)} problem{plural}): "
+        + "; ".join(messages)
+        + ". Fix the field(s) named above; `tuner schema` prints every field and its type."
+    )
+
+
+def _clean_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    # Pydantic adds union/validator tags such as "function-after[...]" to locations; users
+    # only care about the path through their YAML.
+    return tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in ("ParamSpec",))))
+
+
+def _describe(error: Any, loc: tuple[int | str, ...]) -> str:
+    kind = error["type"]
+    value = error.get("input")
+    if kind == "extra_forbidden":
+        known = _known_keys(loc[:-1])
+        hint = did_you_mean(str(loc[-1]), known) if known else ""
+        return f"unknown key {loc[-1]!r}.{hint} Valid keys here: {', '.join(sorted(known))}"
+    if kind == "missing":
+        return "this field is required"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if kind in ("value_error", "assertion_error"):
+        return message
+    return f"{message} (got {value!r})"
+
+
+def _known_keys(loc: tuple[int | str, ...]) -> list[str]:
+    model: Any = StudySpec
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is not None:
+            model = field.annotation
+        elif typing.get_origin(model) is dict:
+            model = typing.get_args(model)[1]
+        else:
+            return []
+        if typing.get_origin(model) is dict:
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return []
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return [k for k in model.model_fields if k != "spec_path"]
+    return []
+
+
+def _line_of(text: str, loc: tuple[int | str, ...]) -> int | None:
+    try:
+        node: Any = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if k.value == str(part)), None)
+            if match is None:
+                break
+            line = match[0].start_mark.line + 1
+            node = match[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
