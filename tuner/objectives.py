@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -89,26 +90,34 @@ class CVObjective:
         estimator = ctx.build_estimator(ctx.suggest(trial))
         scores: list[float] = []
         fit_seconds: list[float] = []
+        messages: set[str] = set()
         n_folds = len(ctx.splits)
         for index in range(n_folds):
             X_train, y_train, X_val, y_val = ctx.fold(index)
             model = clone(estimator)
-            started = time.perf_counter()
-            model.fit(X_train, y_train)
-            fit_seconds.append(time.perf_counter() - started)
-            scores.append(ctx.metric.score(model, X_val, y_val))
+            # Model warnings (convergence, ...) would scroll the progress display away; they are
+            # kept on the trial instead, where the dashboard and export show them.
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                started = time.perf_counter()
+                model.fit(X_train, y_train)
+                fit_seconds.append(time.perf_counter() - started)
+                scores.append(ctx.metric.score(model, X_val, y_val))
+            messages.update(f"{w.category.__name__}: {w.message}"[:300] for w in caught)
             trial.report(scores[-1] if self.report_fold_scores else statistics.fmean(scores), index)
             if index < n_folds - 1 and trial.should_prune():
-                _record(trial, scores, fit_seconds)
+                _record(trial, scores, fit_seconds, messages)
                 raise optuna.TrialPruned(f"pruned after fold {index + 1} of {n_folds}")
-        _record(trial, scores, fit_seconds)
+        _record(trial, scores, fit_seconds, messages)
         return statistics.fmean(scores)
 
 
-def _record(trial: optuna.Trial, scores: list[float], fit_seconds: list[float]) -> None:
+def _record(trial: optuna.Trial, scores: list[float], fit_seconds: list[float], messages: set[str]) -> None:
     trial.set_user_attr("val_scores", [_finite(s) for s in scores])
     trial.set_user_attr("val_std", _finite(statistics.pstdev(scores)) if len(scores) > 1 else 0.0)
     trial.set_user_attr("fit_seconds", [round(s, 4) for s in fit_seconds])
+    if messages:
+        trial.set_user_attr("warnings", sorted(messages)[:10])
 
 
 def _finite(value: float) -> float | None:

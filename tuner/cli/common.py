@@ -55,7 +55,8 @@ def study_ref(study: str, storage: str | None) -> tuple[str, str]:
     return study, storage_url(storage)
 
 
-def fmt_value(value: Any) -> str:
+def fmt_value(value: Any, *, none: str = "-") -> str:
+    """Numbers to 5 significant digits; ``none`` stands for a missing value."""
     if isinstance(value, float):
         return f"{value:.5g}"
-    return "-" if value is None else str(value)
+    return none if value is None else str(value)

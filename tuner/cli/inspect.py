@@ -75,7 +75,7 @@ def show(study: str, storage: str | None, top: int) -> None:
             fmt_value(trial.value),
             fmt_value(trial.user_attrs.get("val_std")),
             fmt_value(sum(fit) if isinstance(fit, list) else None),
-            *(fmt_value(trial.params.get(p)) for p in params),
+            *(fmt_value(trial.params.get(p), none="None") if p in trial.params else "-" for p in params),
         )
     console.print(table)
 
@@ -99,7 +99,7 @@ def best(study: str, storage: str | None, as_json: bool) -> None:
     metric = loaded.user_attrs.get("tuner:metric", "value")
     click.echo(f"Best trial #{trial.number} of {name}: {metric} = {fmt_value(trial.value)}")
     for key, value in trial.params.items():
-        click.echo(f"  {key} = {fmt_value(value)}")
+        click.echo(f"  {key} = {fmt_value(value, none='None')}")
     scores = trial.user_attrs.get("val_scores")
     if scores:
         click.echo("  fold scores: " + ", ".join(fmt_value(s) for s in scores))

@@ -82,7 +82,7 @@ def _summary(result: StudyResult, spec: Path) -> None:
     spread_text = f" ± {fmt_value(spread)}" if spread is not None else ""
     console.print(f"Best trial #{best.number}: {metric} = {fmt_value(best.value)}{spread_text}", highlight=False)
     for name, value in best.params.items():
-        console.print(f"  {name} = {fmt_value(value)}", highlight=False)
+        console.print(f"  {name} = {fmt_value(value, none='None')}", highlight=False)
     console.print(f"Next: tuner show {spec}   |   tuner dashboard --storage {spec}", highlight=False)
 
 

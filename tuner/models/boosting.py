@@ -26,8 +26,9 @@ def _xgb(kind: str) -> Any:
     def build(**params: Any) -> Any:
         import xgboost
 
-        # hist is XGBoost's fastest exact-enough CPU method; verbosity 0 keeps trial logs clean.
-        return getattr(xgboost, f"XGB{kind}")(**{"tree_method": "hist", "verbosity": 0, **params})
+        # hist is XGBoost's fastest CPU method; verbosity 0 keeps trial logs clean; one thread
+        # because parallelism comes from worker processes (XGBoost would take every core).
+        return getattr(xgboost, f"XGB{kind}")(**{"tree_method": "hist", "verbosity": 0, "n_jobs": 1, **params})
 
     return build
 
@@ -36,7 +37,7 @@ def _lgbm(kind: str) -> Any:
     def build(**params: Any) -> Any:
         import lightgbm
 
-        return getattr(lightgbm, f"LGBM{kind}")(**{"verbosity": -1, "subsample_freq": 1, **params})
+        return getattr(lightgbm, f"LGBM{kind}")(**{"verbosity": -1, "subsample_freq": 1, "n_jobs": 1, **params})
 
     return build
 

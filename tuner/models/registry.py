@@ -89,7 +89,10 @@ def _fill_defaults(estimator: Any, *, seed: int, n_jobs: int, proba: bool) -> No
     updates: dict[str, Any] = {}
     if "random_state" in current and current["random_state"] is None:
         updates["random_state"] = seed
-    if "n_jobs" in current and current["n_jobs"] is None:
+    # sklearn treats n_jobs=None as 1 already (and deprecates it on some estimators), so only
+    # an explicit request for more threads is passed on; threaded libraries default to 1 in
+    # their factories because parallelism comes from worker processes.
+    if "n_jobs" in current and n_jobs != 1:
         updates["n_jobs"] = n_jobs
     if proba and current.get("probability") is False:
         updates["probability"] = True
