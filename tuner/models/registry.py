@@ -6,6 +6,7 @@ import importlib
 import importlib.util
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tuner.errors import CatalogError, unknown_name
@@ -181,12 +182,33 @@ def get_model(name: str, *, label: str = "", base_dir: Any = None) -> ModelEntry
     return entry
 
 
+def _forget_if_shadowed(module_name: str, base_dir: Path) -> None:
+    """Drop a cached module when the spec's folder holds a different file of that name.
+
+    Two specs in one process (a notebook, the tests) may each ship an ``objective.py``; without
+    this the second spec would silently run the first one's code.
+    """
+    import sys
+
+    top = module_name.split(".")[0]
+    local = base_dir / f"{top}.py" if (base_dir / f"{top}.py").is_file() else base_dir / top / "__init__.py"
+    cached = sys.modules.get(top)
+    if cached is None or not local.is_file():
+        return
+    origin = getattr(cached, "__file__", None)
+    if origin is None or Path(origin).resolve() != local.resolve():
+        for name in [n for n in sys.modules if n == top or n.startswith(f"{top}.")]:
+            del sys.modules[name]
+
+
 def import_object(path: str, *, field: str, label: str, base_dir: Any = None) -> Any:
     """Import ``pkg.module:attr``; the spec's folder is searched first, then the usual path."""
     import sys
 
     module_name, _, attr = path.partition(":")
     extra = [str(base_dir)] if base_dir is not None else []
+    if base_dir is not None:
+        _forget_if_shadowed(module_name, Path(base_dir))
     sys.path[:0] = extra
     try:
         module = importlib.import_module(module_name)

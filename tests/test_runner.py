@@ -1,0 +1,219 @@
+"""The runner: resume, budget, reproducibility, space-change refusal, failures and Ctrl-C."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+import tuner
+from tuner.errors import SpecError
+from tuner.runner import TooManyFailures
+
+
+def _trials(spec_path: Path, name: str = "tiny") -> list[optuna.trial.FrozenTrial]:
+    storage = f"sqlite:///{spec_path.parent / 'tuner.db'}"
+    return optuna.load_study(study_name=name, storage=storage).get_trials()
+
+
+def _fingerprint(trials: list[optuna.trial.FrozenTrial]) -> list[tuple]:
+    return [(t.number, t.state.name, t.params, t.value) for t in trials]
+
+
+def test_rerun_continues_the_study_up_to_the_total_budget(write_spec):
+    spec = write_spec()
+    first = tuner.run_study(spec, n_trials=3)
+    assert first.ran == 3
+    second = tuner.run_study(spec, n_trials=5)
+    assert second.ran == 2
+    trials = _trials(spec)
+    assert [t.number for t in trials] == [0, 1, 2, 3, 4]
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    third = tuner.run_study(spec, n_trials=5)
+    assert third.ran == 0
+    assert len(_trials(spec)) == 5
+
+
+def test_result_exposes_best_params_value_and_trials(write_spec):
+    result = tuner.run_study(write_spec())
+    complete = [t for t in _trials(Path(result.spec.spec_path)) if t.state == TrialState.COMPLETE]
+    best = max(complete, key=lambda t: t.value)
+    assert result.best_value == best.value
+    assert result.best_params == best.params
+    assert list(result.trials["number"]) == [t.number for t in complete]
+    assert best.user_attrs["val_scores"] and len(best.user_attrs["val_scores"]) == 3
+    assert math.isclose(sum(best.user_attrs["val_scores"]) / 3, best.value)
+
+
+def test_sequential_runs_with_the_same_seed_are_identical(tmp_path, write_spec):
+    changes = {
+        "model": "knn",
+        "budget": {"n_trials": 12},
+        "sampler": {"name": "tpe", "options": {"n_startup_trials": 4}},
+    }
+    a = write_spec(changes, filename="a.yaml")
+    b_dir = tmp_path / "b"
+    b_dir.mkdir()
+    b = b_dir / "a.yaml"
+    b.write_text(a.read_text())
+    tuner.run_study(a)
+    tuner.run_study(b)
+    assert _fingerprint(_trials(a)) == _fingerprint(_trials(b))
+    # and the seed matters: another seed proposes other parameters
+    tuner.run_study(a, seed=8, study_name="other")
+    other = _trials(a, "other")
+    assert [t.params for t in other] != [t.params for t in _trials(a)]
+
+
+def test_resuming_with_a_changed_space_is_refused_naming_the_parameter(write_spec, run_cli):
+    spec = write_spec()
+    tuner.run_study(spec, n_trials=2)
+    changed = write_spec({"space": {"C": {"type": "float", "low": 0.1, "high": 10, "log": True}}})
+    with pytest.raises(SpecError) as error:
+        tuner.run_study(changed, n_trials=3)
+    assert "'C'" in str(error.value) or "C:" in str(error.value)
+    assert "--allow-space-change" in str(error.value)
+    result = run_cli("run", changed, "--n-trials", "3", "-q")
+    assert result.code == 2
+    assert "C: float [0.0001, 1000] log → float [0.1, 10] log" in result.err
+    assert len(_trials(spec)) == 2  # nothing ran, nothing lost
+    allowed = run_cli("run", changed, "--n-trials", "3", "-q", "--allow-space-change")
+    assert allowed.code == 0, allowed.err
+    assert len(_trials(spec)) == 3
+
+
+def test_resuming_with_another_metric_is_refused(write_spec):
+    spec = write_spec()
+    tuner.run_study(spec, n_trials=1)
+    with pytest.raises(SpecError, match="different `metric`"):
+        tuner.run_study(write_spec({"metric": "accuracy"}), n_trials=2)
+
+
+def _objective_module(tmp_path: Path, body: str) -> None:
+    (tmp_path / "objmod.py").write_text(textwrap.dedent(body))
+
+
+def test_a_failing_trial_is_marked_fail_with_its_error_and_the_study_goes_on(tmp_path, write_spec):
+    _objective_module(
+        tmp_path,
+        """
+        def objective(trial, ctx):
+            x = trial.suggest_float("x", 0, 1)
+            if trial.number % 2:
+                raise ValueError(f"odd trial {trial.number}")
+            return x
+        """,
+    )
+    spec = write_spec({"objective": "objmod:objective", "budget": {"n_trials": 6}})
+    tuner.run_study(spec)
+    trials = _trials(spec)
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL"] * 3
+    assert trials[1].user_attrs["error"] == "ValueError: odd trial 1"
+
+
+def test_nan_and_none_mark_fail(tmp_path, write_spec):
+    _objective_module(
+        tmp_path,
+        """
+        def objective(trial, ctx):
+            trial.suggest_float("x", 0, 1)
+            return [float("nan"), None, 0.5][trial.number % 3]
+        """,
+    )
+    spec = write_spec({"objective": "objmod:objective", "budget": {"n_trials": 3}})
+    tuner.run_study(spec)
+    assert [t.state.name for t in _trials(spec)] == ["FAIL", "FAIL", "COMPLETE"]
+
+
+def test_too_many_failures_in_a_row_stop_the_study_with_the_first_error(tmp_path, write_spec, run_cli):
+    _objective_module(
+        tmp_path,
+        """
+        def objective(trial, ctx):
+            raise RuntimeError(f"broken {trial.number}")
+        """,
+    )
+    spec = write_spec({"objective": "objmod:objective", "budget": {"n_trials": 50}})
+    with pytest.raises(TooManyFailures, match="RuntimeError: broken 0"):
+        tuner.run_study(spec, max_failures=3)
+    assert len(_trials(spec)) == 3
+    result = run_cli("run", spec, "-q")
+    assert result.code == 2
+    assert "in a row failed" in result.err and "Traceback" not in result.err
+
+
+def test_progress_lines_show_trials_best_and_eta_when_not_a_tty(write_spec, run_cli):
+    result = run_cli("run", write_spec())
+    lines = [line for line in result.err.splitlines() if line.startswith("trial ")]
+    assert len(lines) == 4
+    assert "4/4 done" in lines[-1] and "best " in lines[-1] and "ETA" in lines[-1]
+    assert "Best trial #" in result.out
+
+
+def _wait_for(predicate, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not reached in time")
+
+
+def test_ctrl_c_marks_the_running_trial_and_a_rerun_finishes_the_budget(tmp_path, write_spec):
+    _objective_module(
+        tmp_path,
+        """
+        import time
+
+        def objective(trial, ctx):
+            x = trial.suggest_float("x", 0, 1)
+            time.sleep(0.4)
+            return x
+        """,
+    )
+    spec = write_spec({"objective": "objmod:objective", "budget": {"n_trials": 8}})
+    db = tmp_path / "tuner.db"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tuner", "run", str(spec)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+    def two_complete() -> bool:
+        if not db.exists():
+            return False
+        try:
+            return sum(t.state == TrialState.COMPLETE for t in _trials(spec)) >= 2
+        except Exception:
+            return False
+
+    _wait_for(two_complete)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Resume with: tuner run" in err
+    assert "Traceback" not in err
+    after_stop = _trials(spec)
+    assert not [t for t in after_stop if t.state == TrialState.RUNNING]
+    stopped = [t for t in after_stop if t.state == TrialState.FAIL]
+    assert all(t.user_attrs.get("interrupted") for t in stopped)
+    kept = {t.number: t.value for t in after_stop if t.state == TrialState.COMPLETE}
+    assert len(kept) >= 2
+
+    tuner.run_study(spec)
+    final = _trials(spec)
+    complete = [t for t in final if t.state == TrialState.COMPLETE]
+    assert len(complete) == 8
+    assert {n: v for n, v in ((t.number, t.value) for t in complete) if n in kept} == kept
