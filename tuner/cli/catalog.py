@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import click
-from rich.table import Table
 
 from tuner.cli.common import out
 
@@ -16,18 +15,17 @@ def models() -> None:
     from tuner import space as space_mod
     from tuner.models import all_entries
 
-    table = Table(title="Models (use the name in `model:`; override ranges under `space:`)", show_lines=True)
-    for column in ("model", "tasks", "default search space"):
-        table.add_column(column, overflow="fold")
+    console = out()
+    console.print("Models: use the name as `model:`; override or add ranges under `space:`.\n")
     for entry in all_entries():
-        spaces: list[str] = []
-        for task in entry.tasks:
-            lines = "\n".join(f"{k}: {space_mod.describe(p)}" for k, p in entry.space(task).items())
-            prefix = f"[{task}]\n" if len(entry.tasks) > 1 and entry.classifier_space != entry.regressor_space else ""
-            if prefix or not spaces:
-                spaces.append(prefix + lines)
-        table.add_row(f"{entry.name}\n{entry.description}", ", ".join(entry.tasks), "\n".join(spaces))
-    out().print(table)
+        console.print(f"[bold]{entry.name}[/] ({', '.join(entry.tasks)}): {entry.description}", highlight=False)
+        shared = entry.classifier_space == entry.regressor_space or len(entry.tasks) == 1
+        for task in entry.tasks[:1] if shared else entry.tasks:
+            if not shared:
+                console.print(f"  for {task}:")
+            for name, param in entry.space(task).items():
+                console.print(f"    {name}: {space_mod.describe(param)}", highlight=False)
+        console.print()
 
 
 @click.command()
