@@ -1,6 +1,6 @@
 """Run a study from Python on a DataFrame you already have, then use the result.
 
-    python examples/embed_basic.py
+python examples/embed_basic.py
 """
 
 from __future__ import annotations

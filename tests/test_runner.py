@@ -217,3 +217,18 @@ def test_ctrl_c_marks_the_running_trial_and_a_rerun_finishes_the_budget(tmp_path
     complete = [t for t in final if t.state == TrialState.COMPLETE]
     assert len(complete) == 8
     assert {n: v for n, v in ((t.number, t.value) for t in complete) if n in kept} == kept
+
+
+def test_a_study_stored_before_new_spec_fields_existed_still_resumes(write_spec):
+    import json
+
+    spec = write_spec()
+    tuner.run_study(spec, n_trials=1)
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{spec.parent / 'tuner.db'}")
+    old = json.loads(study.user_attrs["tuner:spec"])
+    # as if written by a version that did not have these fields yet (they hold their defaults)
+    old["cv"].pop("holdout_test")
+    old["data"].pop("drop")
+    study.set_user_attr("tuner:spec", json.dumps(old))
+    study.set_user_attr("tuner:spec_hash", "from-an-older-version")
+    assert tuner.run_study(spec, n_trials=2).ran == 1

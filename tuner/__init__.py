@@ -13,18 +13,23 @@ from tuner._version import __version__
 from tuner.errors import TunerError
 from tuner.models import register_model
 from tuner.objectives import Objective, ObjectiveContext
+from tuner.refit import RefitResult, refit_best
+from tuner.report import compare
 from tuner.runner import StudyInterrupted, StudyResult, run_study
 from tuner.spec import StudySpec, load_spec
 
 __all__ = [
     "Objective",
     "ObjectiveContext",
+    "RefitResult",
     "StudyInterrupted",
     "StudyResult",
     "StudySpec",
     "TunerError",
     "__version__",
+    "compare",
     "load_spec",
+    "refit_best",
     "register_model",
     "run_study",
 ]

@@ -36,6 +36,8 @@ class Dataset:
     groups: np.ndarray | None = None
     classes: tuple[Any, ...] = ()
     source: str = ""
+    # `fairness.groups`: labels for per-group scores only (not a feature, not used for splitting).
+    fairness_groups: np.ndarray | None = None
 
     @property
     def n_classes(self) -> int:
@@ -50,12 +52,29 @@ class Dataset:
         return [c for c in self.X.columns if not pd.api.types.is_numeric_dtype(self.X[c])]
 
 
-def load_dataset(spec: DataSpec, *, base_dir: Path, label: str, frame: pd.DataFrame | None = None) -> Dataset:
-    """Load the table named by ``spec`` (or use ``frame``) and split it into X, y and groups."""
+def load_dataset(
+    spec: DataSpec,
+    *,
+    base_dir: Path,
+    label: str,
+    frame: pd.DataFrame | None = None,
+    fairness_groups: str | None = None,
+) -> Dataset:
+    """Load the table named by ``spec`` (or use ``frame``) and split it into X, y and groups.
+
+    ``fairness_groups`` names a column (``fairness.groups``) kept aside for per-group scores.
+    """
     if frame is not None:
         table, default_target = frame, None
+    elif spec.source is None:
+        raise DataError(
+            f"{label}, field 'data.source': no data given. Set `data.source` to `sklearn:<name>` or a CSV/Parquet "
+            "path, or pass a DataFrame from Python (`run_study(spec, data=df)`)."
+        )
     elif spec.source.startswith("sklearn:"):
         table, default_target = _load_bundled(spec.source.removeprefix("sklearn:")), "target"
+    elif spec.source.startswith("python:"):
+        table, default_target = _call_generator(spec.source.removeprefix("python:"), base_dir, label), None
     else:
         table, default_target = _read_file(base_dir / spec.source, label), None
     target = spec.target or default_target
@@ -66,8 +85,10 @@ def load_dataset(spec: DataSpec, *, base_dir: Path, label: str, frame: pd.DataFr
     _require_columns(table, [target], "data.target", label)
     if spec.groups is not None:
         _require_columns(table, [spec.groups], "data.groups", label)
+    if fairness_groups is not None:
+        _require_columns(table, [fairness_groups], "fairness.groups", label)
     _require_columns(table, list(spec.drop), "data.drop", label)
-    excluded = {target, *(spec.drop), *([spec.groups] if spec.groups else [])}
+    excluded = {target, *(spec.drop), *(c for c in (spec.groups, fairness_groups) if c)}
     if spec.features is not None:
         _require_columns(table, list(spec.features), "data.features", label)
         features = [c for c in spec.features if c not in excluded]
@@ -100,7 +121,16 @@ def load_dataset(spec: DataSpec, *, base_dir: Path, label: str, frame: pd.DataFr
         y = y_raw.to_numpy(dtype=np.float64)
     groups = table[spec.groups].to_numpy() if spec.groups else None
     X = table[features].reset_index(drop=True)
-    return Dataset(X=X, y=y, task=task, groups=groups, classes=classes, source=spec.source)
+    fairness = table[fairness_groups].to_numpy() if fairness_groups else None
+    return Dataset(
+        X=X,
+        y=y,
+        task=task,
+        groups=groups,
+        classes=classes,
+        source=spec.source or "DataFrame",
+        fairness_groups=fairness,
+    )
 
 
 def _load_bundled(name: str) -> pd.DataFrame:
@@ -109,6 +139,19 @@ def _load_bundled(name: str) -> pd.DataFrame:
     loader = getattr(datasets, f"load_{name}")
     bunch = loader(as_frame=True)
     table: pd.DataFrame = bunch.frame
+    return table
+
+
+def _call_generator(target: str, base_dir: Path, label: str) -> pd.DataFrame:
+    """``python:module:function``: a function (next to the spec) that returns a DataFrame."""
+    from tuner.models import import_object
+
+    fn = import_object(target, field="data.source", label=label, base_dir=base_dir)
+    table = fn()
+    if not isinstance(table, pd.DataFrame):
+        raise DataError(
+            f"{label}, field 'data.source': {target!r} returned a {type(table).__name__}, not a pandas DataFrame."
+        )
     return table
 
 

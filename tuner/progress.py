@@ -13,6 +13,8 @@ from optuna.trial import TrialState
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
+from tuner.targets import is_feasible
+
 if TYPE_CHECKING:
     import optuna
 
@@ -84,12 +86,15 @@ class StudyProgress:
             return
         self.done += 1
         self.finished_here += 1
-        if trial.state == TrialState.COMPLETE and trial.value is not None and math.isfinite(trial.value):
+        # Several objectives have no single best; a trial violating a constraint is never the best.
+        single = len(study.directions) == 1
+        if single and trial.state == TrialState.COMPLETE and is_feasible(trial) and math.isfinite(trial.values[0]):
+            value = trial.values[0]
             better = self.best is None or (
-                trial.value > self.best[1] if study.direction.name == "MAXIMIZE" else trial.value < self.best[1]
+                value > self.best[1] if study.direction.name == "MAXIMIZE" else value < self.best[1]
             )
             if better:
-                self.best = (trial.number, trial.value)
+                self.best = (trial.number, value)
         if not self.enabled:
             return
         best = f"{self.best[1]:.5g} (#{self.best[0]})" if self.best else "-"
@@ -108,7 +113,7 @@ class StudyProgress:
 
 def _outcome(trial: optuna.trial.FrozenTrial) -> str:
     if trial.state == TrialState.COMPLETE:
-        return f"value {trial.value:.5g}"
+        return "value " + ", ".join(f"{v:.5g}" for v in trial.values)
     if trial.state == TrialState.PRUNED:
         return "pruned"
     error = trial.user_attrs.get("error")

@@ -1,15 +1,25 @@
 """Create or resume a study and run it: budget, progress, failures and Ctrl-C.
 
-``budget.n_trials`` is the study's total: a rerun (after Ctrl-C, a crash or a timeout) runs
-only the remainder. Trials stopped by Ctrl-C are marked FAIL with ``interrupted: true`` and do
-not count against the budget.
+``budget.n_trials`` is the study's total across reruns and workers: a rerun (after Ctrl-C, a crash
+or a timeout) runs only the remainder, and parallel workers stop when finished plus running trials
+reach it. Trials stopped by Ctrl-C (``interrupted: true``) or lost with their worker (``lost: true``,
+retried once with the same parameters) are marked FAIL and do not count against the budget.
+
+:func:`run_trials` is the one trial loop: the sequential run, local worker processes and remote
+workers (:mod:`tuner.parallel`) all call it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import math
-from collections.abc import Callable, Sequence
+import signal
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -17,25 +27,44 @@ import optuna
 from optuna.trial import TrialState
 
 from tuner import space as space_mod
-from tuner.errors import SpecError, TunerError
+from tuner import targets, warmstart
+from tuner.doctor import ATTR_LOST, reap
+from tuner.errors import SpecError, StorageError, TunerError
 from tuner.objectives import ObjectiveContext, build_context, make_objective
 from tuner.progress import StudyProgress
 from tuner.samplers import build_pruner, build_sampler
 from tuner.seeds import seed_for
 from tuner.spec import StudySpec, load_spec
-from tuner.storage import open_storage, redact, resolve_url
+from tuner.storage import (
+    DEFAULT_HEARTBEAT,
+    Heartbeat,
+    heartbeat_thread,
+    is_transient,
+    mark_worker,
+    open_storage,
+    redact,
+    resolve_url,
+)
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     import pandas as pd
     from rich.console import Console
+
+_log = logging.getLogger("tuner")
 
 DEFAULT_MAX_FAILURES = 10
 # Study user attributes that let any command rebuild the study's setup from the storage alone.
 ATTR_SPEC = "tuner:spec"
 ATTR_SPEC_HASH = "tuner:spec_hash"
 ATTR_SPACE = "tuner:space"
+# The spec's folder (relative data paths and `module:function` imports resolve against it) and
+# file, so `tuner refit` can rebuild the data from the storage alone.
+ATTR_BASE_DIR = "tuner:base_dir"
+ATTR_SPEC_PATH = "tuner:spec_path"
 # Parts of the spec that change what trial values mean; resuming across a change mixes them.
-_COMPARED = ("model", "metric", "data", "cv")
+_COMPARED = ("model", "metric", "data", "cv", "objective", "constraints", "fairness", "balance", "augment")
 
 
 class StudyInterrupted(KeyboardInterrupt):
@@ -65,7 +94,7 @@ class StudyResult:
     def best_trial(self) -> optuna.trial.FrozenTrial | None:
         try:
             return self.study.best_trial
-        except ValueError:
+        except (ValueError, RuntimeError):  # no feasible complete trial; several objectives
             return None
 
     @property
@@ -100,7 +129,10 @@ def run_study(
     study_name: str | None = None,
     overrides: Sequence[str] = (),
     allow_space_change: bool = False,
-    max_failures: int = DEFAULT_MAX_FAILURES,
+    max_failures: int | None = None,
+    n_jobs: int | None = None,
+    dask: str | None = None,
+    heartbeat: Heartbeat | None = DEFAULT_HEARTBEAT,
     progress: bool = False,
     console: Console | None = None,
 ) -> StudyResult:
@@ -117,7 +149,12 @@ def run_study(
         study_name: Overrides ``name``.
         overrides: ``"key.path=value"`` strings applied to the spec.
         allow_space_change: Resume even if the stored search space differs.
-        max_failures: Stop after this many failed trials in a row.
+        max_failures: Stop after this many failed trials in a row (overrides ``budget.max_failures``).
+        n_jobs: Worker processes on this machine (overrides ``budget.n_jobs``); each runs its
+            models single-threaded. More than 1 needs an objective that can be pickled.
+        dask: ``"local"`` for a LocalCluster, or a scheduler address: run the workers as Dask
+            tasks (``n_jobs`` of them; default: one per worker thread of the cluster).
+        heartbeat: How workers prove they are alive, so a dead worker's trial is retried.
         progress: Show progress on stderr.
         console: Where progress goes (default: stderr).
 
@@ -138,63 +175,140 @@ def run_study(
     context = build_context(spec, data=data)
     fn = make_objective(context, objective)
     url = resolve_url(spec.storage, base_dir=spec.base_dir)
-    study = open_study(spec, context, url, allow_space_change=allow_space_change)
+    study = open_study(spec, context, url, allow_space_change=allow_space_change, heartbeat=heartbeat)
     result = StudyResult(study=study, spec=spec, storage_url=url, context=context)
+    # Trials left RUNNING by a crashed run would hold budget forever; repair them before counting.
+    reap(study, heartbeat=heartbeat)
+    warmstart.enqueue(study, context)  # a new study tries known-good and earlier best configurations first
     done = count_done(study)
-    remaining = spec.budget.n_trials - done
-    if remaining <= 0:
+    if spec.budget.n_trials - done <= 0:
         return result
-    # Seeding by the number of trials already run keeps a fresh run reproducible and keeps a
-    # resumed run from proposing the first run's configurations again.
-    study.sampler = build_sampler(spec.sampler, seed_for(spec.seed, "sampler", done), label=spec.label)
-    guard = _FailureGuard(max_failures)
-    runner = _TrackedObjective(fn)
+    limit = max_failures if max_failures is not None else spec.budget.max_failures
+    jobs = n_jobs or spec.budget.n_jobs
+    if dask is not None or jobs > 1:
+        from tuner.parallel import WorkerJob, run_parallel
+
+        # On Dask without a count, run one worker per thread of the cluster.
+        workers = None if dask is not None and n_jobs is None and spec.budget.n_jobs == 1 else jobs
+        job = WorkerJob(
+            spec=spec,
+            url=url,
+            data=data,
+            objective=objective,
+            max_failures=limit,
+            heartbeat=heartbeat,
+            allow_space_change=allow_space_change,
+            log_level=optuna.logging.get_verbosity(),
+        )
+        ran, guard = _watch(
+            result,
+            limit,
+            done,
+            progress,
+            console,
+            lambda bar, guard: run_parallel(study, job, n_jobs=workers, dask=dask, guard=guard, callbacks=[bar]),
+        )
+    else:
+        # Seeding by the number of trials already run keeps a fresh run reproducible and keeps a
+        # resumed run from proposing the first run's configurations again.
+        study.sampler = build_sampler(spec.sampler, seed_for(spec.seed, "sampler", done), label=spec.label)
+        ran, guard = _watch(
+            result,
+            limit,
+            done,
+            progress,
+            console,
+            lambda bar, guard: run_trials(
+                study,
+                fn,
+                n_trials=spec.budget.n_trials,
+                timeout=spec.budget.timeout,
+                guard=guard,
+                callbacks=[bar],
+                heartbeat=heartbeat,
+            ),
+        )
+    result.ran = ran
+    if guard.tripped:
+        raise too_many_failures(spec, guard)
+    return result
+
+
+def too_many_failures(spec: StudySpec, guard: _FailureGuard) -> TooManyFailures:
+    return TooManyFailures(
+        f"{spec.label}: {guard.limit} trials in a row failed, so the study stopped. The first error was: "
+        f"{guard.first_error}. Completed trials are kept; fix the cause and rerun to finish the budget."
+    )
+
+
+def _watch(
+    result: StudyResult,
+    limit: int,
+    done: int,
+    progress: bool,
+    console: Console | None,
+    run: Callable[[StudyProgress, _FailureGuard], object],
+) -> tuple[int, _FailureGuard]:
+    """Run ``run(bar, guard)`` with progress display; Ctrl-C becomes :class:`StudyInterrupted`."""
+    spec = result.spec
+    guard = _FailureGuard(limit)
     with StudyProgress(
         total=spec.budget.n_trials, done=done, timeout=spec.budget.timeout, console=console, enabled=progress
     ) as bar:
         try:
-            study.optimize(
-                runner,
-                n_trials=remaining,
-                timeout=spec.budget.timeout,
-                catch=(Exception,),
-                callbacks=[bar, guard],
-            )
+            run(bar, guard)
         except KeyboardInterrupt:
-            _fail_if_running(study, runner.current_trial_id)
             result.ran = bar.finished_here
             raise StudyInterrupted(result) from None
-    result.ran = bar.finished_here
-    if guard.tripped:
-        raise TooManyFailures(
-            f"{spec.label}: {guard.limit} trials in a row failed, so the study stopped. The first error was: "
-            f"{guard.first_error}. Completed trials are kept; fix the cause and rerun to finish the budget."
-        )
-    return result
+    return bar.finished_here, guard
 
 
-def open_study(spec: StudySpec, context: ObjectiveContext, url: str, *, allow_space_change: bool) -> optuna.Study:
-    """Create the study, or load it and refuse a changed search space unless allowed."""
-    storage = open_storage(url)
+def open_study(
+    spec: StudySpec,
+    context: ObjectiveContext,
+    url: str,
+    *,
+    allow_space_change: bool,
+    heartbeat: Heartbeat | None = None,
+) -> optuna.Study:
+    """Create the study, or load it and refuse a changed search space unless allowed.
+
+    ``heartbeat`` is for processes that run trials (see :func:`tuner.storage.open_storage`).
+    """
+    try:
+        storage = open_storage(url, heartbeat=heartbeat)
+    except StorageError as exc:
+        raise StorageError(f"{spec.label}, field 'storage': {exc}") from None
     study = optuna.create_study(
         storage=storage,
         study_name=spec.name,
-        direction="maximize",
+        directions=targets.directions(spec.objective),
         load_if_exists=True,
         pruner=build_pruner(spec.pruner, label=spec.label),
     )
+    targets.check_directions(study, spec.objective, where=f"{spec.label}: study {spec.name!r} in {redact(url)}")
     new_space = space_mod.to_json(context.space)
     attrs = study.user_attrs
     if ATTR_SPEC in attrs and not allow_space_change:
         _refuse_changes(spec, json.loads(attrs[ATTR_SPEC]), attrs.get(ATTR_SPACE, {}), new_space, url)
-    if attrs.get(ATTR_SPEC_HASH) != spec.spec_hash():
-        study.set_user_attr(ATTR_SPEC, spec.to_json())
-        study.set_user_attr(ATTR_SPEC_HASH, spec.spec_hash())
+    # The stored spec is shown by export and the dashboard: never with the storage password.
+    stored = spec.model_copy(update={"storage": redact(spec.storage)}) if spec.storage else spec
+    if attrs.get(ATTR_SPEC_HASH) != stored.spec_hash():
+        # The spec goes last: a worker starting meanwhile compares only once it is there, and
+        # then finds the space and the rest already written.
         study.set_user_attr(ATTR_SPACE, new_space)
         study.set_user_attr("tuner:model", spec.model)
         study.set_user_attr("tuner:metric", context.metric.name)
         study.set_user_attr("tuner:task", context.dataset.task)
         study.set_user_attr("tuner:n_folds", len(context.splits))
+        study.set_user_attr("tuner:objectives", targets.labels(spec.objective, context.metric.name))
+        study.set_user_attr("tuner:baseline", context.baseline)
+        study.set_user_attr(ATTR_SPEC_HASH, stored.spec_hash())
+        study.set_user_attr(ATTR_SPEC, stored.to_json())
+    if attrs.get(ATTR_BASE_DIR) != str(spec.base_dir):
+        study.set_user_attr(ATTR_BASE_DIR, str(spec.base_dir))
+        if spec.spec_path is not None:
+            study.set_user_attr(ATTR_SPEC_PATH, str(spec.spec_path))
     return study
 
 
@@ -213,11 +327,21 @@ def _refuse_changes(
         )
         raise SpecError(f"{where} was run with a different search space (changed parameter(s): {details}). {fix}")
     new_spec = json.loads(spec.to_json())
+    old_spec = _normalized(old_spec)
     for key in _COMPARED:
         if old_spec.get(key) != new_spec.get(key):
             raise SpecError(
                 f"{where} was run with a different `{key}` ({old_spec.get(key)!r} → {new_spec.get(key)!r}). {fix}"
             )
+
+
+def _normalized(old_spec: dict[str, Any]) -> dict[str, Any]:
+    """The stored spec re-validated by this version, so fields added since (with their defaults)
+    do not read as changes; a spec this version cannot read is compared as stored."""
+    try:
+        return dict(json.loads(load_spec(old_spec).to_json()))
+    except TunerError:
+        return old_spec
 
 
 def _describe_json(value: dict[str, Any] | None) -> str:
@@ -227,33 +351,47 @@ def _describe_json(value: dict[str, Any] | None) -> str:
 
 
 def count_done(study: optuna.Study) -> int:
-    """Trials that count against the budget: finished ones, except those stopped by Ctrl-C."""
-    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
-    return sum(1 for t in trials if not t.user_attrs.get("interrupted"))
+    """Trials that count against the budget: finished ones, except those stopped by Ctrl-C or lost."""
+    trials = study.get_trials(deepcopy=False, states=_FINISHED)
+    return sum(1 for t in trials if _counts(t))
+
+
+def budget_used(study: optuna.Study) -> int:
+    """Counted finished trials plus RUNNING ones: what workers compare with ``n_trials`` before asking."""
+    trials = study.get_trials(deepcopy=False, states=(*_FINISHED, TrialState.RUNNING))
+    return sum(1 for t in trials if t.state == TrialState.RUNNING or _counts(t))
+
+
+_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+def _counts(trial: optuna.trial.FrozenTrial) -> bool:
+    if trial.user_attrs.get("interrupted"):
+        return False
+    return not (trial.state == TrialState.FAIL and trial.user_attrs.get(ATTR_LOST))
 
 
 class _TrackedObjective:
     """Wraps the objective: remembers the running trial, records errors and interruptions."""
 
-    def __init__(self, fn: Callable[[optuna.Trial], float]) -> None:
+    def __init__(self, fn: Callable[[optuna.Trial], float | tuple[float, ...]]) -> None:
         self.fn = fn
         self.current_trial_id: int | None = None
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         self.current_trial_id = trial._trial_id
         try:
-            value = self.fn(trial)
+            return self.fn(trial)
         except KeyboardInterrupt:
-            trial.set_user_attr("interrupted", True)
+            _quietly(lambda: trial.set_user_attr("interrupted", True))
             raise
-        except optuna.TrialPruned:
+        except (optuna.TrialPruned, optuna.exceptions.UpdateFinishedTrialError):
             raise
         except Exception as exc:
-            trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:2000])
+            message = f"{type(exc).__name__}: {exc}"[:2000]
+            if not _quietly(lambda: trial.set_user_attr("error", message)):
+                raise optuna.exceptions.UpdateFinishedTrialError(message) from exc
             raise
-        if value is None or (isinstance(value, float) and not math.isfinite(value)):
-            trial.set_user_attr("error", f"objective returned {value!r}, not a finite number")
-        return value
 
 
 def _fail_if_running(study: optuna.Study, trial_id: int | None) -> None:
@@ -262,12 +400,17 @@ def _fail_if_running(study: optuna.Study, trial_id: int | None) -> None:
     storage = study._storage
     trial = storage.get_trial(trial_id)
     if trial.state == TrialState.RUNNING:
-        storage.set_trial_user_attr(trial_id, "interrupted", True)
-        storage.set_trial_state_values(trial_id, TrialState.FAIL)
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+            storage.set_trial_user_attr(trial_id, "interrupted", True)
+            storage.set_trial_state_values(trial_id, TrialState.FAIL)
 
 
 class _FailureGuard:
-    """Stops the study after ``limit`` failed trials in a row."""
+    """Trips after ``limit`` failed trials in a row; trial loops stop when it has tripped.
+
+    A parent process feeds it every worker's trials, in the order they finish, so "in a row" is
+    across workers. Trials lost with a dead worker say nothing about the objective and are skipped.
+    """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -276,6 +419,8 @@ class _FailureGuard:
         self.tripped = False
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if trial.user_attrs.get(ATTR_LOST) and trial.state == TrialState.FAIL:
+            return
         if trial.state != TrialState.FAIL or trial.user_attrs.get("interrupted"):
             self.streak, self.first_error = 0, None
             return
@@ -284,4 +429,195 @@ class _FailureGuard:
             self.first_error = trial.user_attrs.get("error") or trial.system_attrs.get("fail_reason", "unknown")
         if self.streak >= self.limit:
             self.tripped = True
-            study.stop()
+
+
+def run_trials(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], Any],
+    *,
+    n_trials: int,
+    timeout: float | None = None,
+    guard: _FailureGuard | None = None,
+    callbacks: Sequence[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = (),
+    heartbeat: Heartbeat | None = None,
+    gate: Callable[[], AbstractContextManager[Any]] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> int:
+    """Run trials until the study holds ``n_trials`` counted plus running ones; return how many ran here.
+
+    Before each trial it repairs zombie trials (dead workers) and checks the global budget; ``gate``
+    (a lock shared by local workers) makes that check and the ask atomic, so local workers never
+    overshoot; without it concurrent workers overshoot by at most their number minus one. A trial
+    that a peer already marked FAIL (its heartbeat looked stale) is logged as "result discarded".
+
+    Args:
+        study: The study, on a storage opened with ``heartbeat`` when given.
+        objective: ``objective(trial) -> float`` (or a tuple for several objectives).
+        n_trials: The study's total budget.
+        timeout: Seconds after which no new trial starts.
+        guard: Stops the loop after too many failures in a row.
+        callbacks: Called as ``callback(study, frozen_trial)`` after each trial.
+        heartbeat: Keep a heartbeat on the running trial.
+        gate: A context manager factory held around "reap, check budget, ask".
+        should_stop: Polled before each trial; ``True`` ends the loop.
+
+    Raises:
+        KeyboardInterrupt: after marking the running trial FAIL with ``interrupted: true``.
+    """
+    from tuner.doctor import reap, this_worker
+
+    started = time.monotonic()
+    after_trial: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = [*callbacks]
+    if guard is not None:
+        after_trial.append(guard)
+    tracked = _TrackedObjective(objective)
+    worker = this_worker()
+    ran = 0
+    next_reap = 0.0
+    current: int | None = None
+    try:
+        while not (guard is not None and guard.tripped):
+            if should_stop is not None and should_stop():
+                break
+            if timeout is not None and time.monotonic() - started >= timeout:
+                break
+            with gate() if gate is not None else contextlib.nullcontext():
+                if time.monotonic() >= next_reap:
+                    reap(study, heartbeat=heartbeat)
+                    next_reap = time.monotonic() + _REAP_EVERY_S
+                # A dead worker's RUNNING trial must not end the study one trial short: repair, recount.
+                if budget_used(study) >= n_trials and (
+                    not reap(study, heartbeat=heartbeat) or budget_used(study) >= n_trials
+                ):
+                    break
+                with hold_ctrl_c():  # a trial must never exist without its worker's name on it
+                    trial = _ask(study)
+                    current = trial._trial_id
+                    mark_worker(study._storage, current, worker)
+            with heartbeat_thread(study._storage, current, heartbeat, worker=worker):
+                frozen = _run_trial(study, trial, tracked)
+            current = None
+            if frozen is None:
+                continue
+            if not frozen.user_attrs.get("interrupted"):
+                ran += 1
+            for callback in after_trial:
+                callback(study, frozen)
+    except KeyboardInterrupt:
+        _fail_if_running(study, current)
+        raise
+    finally:
+        study._storage.remove_session()
+    return ran
+
+
+# Zombie trials are looked for at start, then this often (and whenever the budget looks spent).
+_REAP_EVERY_S = 10.0
+
+
+@contextlib.contextmanager
+def hold_ctrl_c() -> Iterator[None]:
+    """Deliver a Ctrl-C that arrives inside the block only when the block is done."""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield  # signal handlers belong to the main thread (a Dask task is not); an ignored Ctrl-C stays so
+        return
+    held: list[tuple[int, Any]] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: held.append((signum, frame)))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if held:
+            previous(*held[0])
+
+
+def _ask(study: optuna.Study) -> optuna.Trial:
+    with warnings.catch_warnings():
+        # Optuna expects heartbeats only inside Study.optimize; this loop runs them itself.
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
+        return study.ask()
+
+
+def _run_trial(study: optuna.Study, trial: optuna.Trial, tracked: _TrackedObjective) -> optuna.trial.FrozenTrial | None:
+    """Evaluate one trial and record its outcome; None when a peer had already finished it."""
+    state = TrialState.FAIL
+    values: list[float] | None = None
+    try:
+        returned = tracked(trial)
+    except optuna.TrialPruned:
+        state = TrialState.PRUNED
+    except optuna.exceptions.UpdateFinishedTrialError:
+        _log_discarded(trial)
+        return None
+    except KeyboardInterrupt:
+        _tell(study, trial, TrialState.FAIL, None)
+        raise
+    except Exception:
+        pass  # _TrackedObjective stored the error on the trial
+    else:
+        values, problem = _check_values(returned, len(study.directions))
+        if problem is None:
+            state = TrialState.COMPLETE
+        elif not _quietly(lambda: trial.set_user_attr("error", problem)):
+            _log_discarded(trial)
+            return None
+    return _tell(study, trial, state, values)
+
+
+def _check_values(returned: Any, n_objectives: int) -> tuple[list[float] | None, str | None]:
+    items = list(returned) if isinstance(returned, Sequence) and not isinstance(returned, str) else [returned]
+    if len(items) != n_objectives:
+        return None, f"objective returned {returned!r}: {len(items)} value(s) for {n_objectives} objective(s)"
+    try:
+        values = [float(v) for v in items]
+    except (TypeError, ValueError):
+        return None, f"objective returned {returned!r}, not a number"
+    if not all(math.isfinite(v) for v in values):
+        return None, f"objective returned {returned!r}, not a finite number"
+    return values, None
+
+
+def _quietly(action: Callable[[], object]) -> bool:
+    """Run a write to a trial; False when a peer had already finished the trial."""
+    try:
+        action()
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    return True
+
+
+_TELL_ATTEMPTS = 4
+
+
+def _tell(
+    study: optuna.Study, trial: optuna.Trial, state: TrialState, values: list[float] | None
+) -> optuna.trial.FrozenTrial | None:
+    """Store the outcome, retrying with backoff while the storage is unreachable."""
+    for attempt in range(_TELL_ATTEMPTS):
+        try:
+            return study.tell(trial, values, state=state)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            break
+        except ValueError:  # tell refuses a trial that is no longer RUNNING
+            stored = study._storage.get_trial(trial._trial_id)
+            if not stored.state.is_finished():
+                raise
+            if attempt > 0 and stored.state == state:
+                return stored  # the attempt that "failed" had gone through
+            break
+        except Exception as exc:
+            if attempt == _TELL_ATTEMPTS - 1 or not is_transient(exc):
+                raise
+            _log.warning("trial %d: storing the result failed (%s); retrying", trial.number, type(exc).__name__)
+            time.sleep(0.5 * 2**attempt)
+    _log_discarded(trial)
+    return None
+
+
+def _log_discarded(trial: optuna.Trial) -> None:
+    _log.warning(
+        "trial %d: result discarded: another worker marked the trial FAIL (its heartbeat looked stale) and "
+        "queued a retry; going on with the next trial",
+        trial.number,
+    )

@@ -13,13 +13,26 @@ if TYPE_CHECKING:
     from tuner.spec import PrunerSpec, SamplerSpec
 
 
+# Every TPE setting Optuna still takes as an argument is pinned here, so a study does not change
+# behaviour when Optuna changes a default (constant_liar went from False in 4.x to True in 5.0;
+# multivariate's default is None there). multivariate TPE models parameter interactions and beats
+# the independent default on the correlated spaces of tree and boosting models (bench/efficiency.py).
+# The remaining knobs (gamma, weights, prior, endpoints) are deprecated in Optuna 5 and frozen there.
+TPE_DEFAULTS: dict[str, Any] = {
+    "multivariate": True,
+    "n_startup_trials": 10,
+    "n_ei_candidates": 24,
+    "group": False,
+    # Parallel workers see each other's running trials as "bad", so they do not all sample the same
+    # point; with one worker there is no running trial and it changes nothing.
+    "constant_liar": True,
+}
+
+
 def _tpe(seed: int | None, options: dict[str, Any]) -> optuna.samplers.BaseSampler:
     import optuna
 
-    # multivariate TPE models parameter interactions; it beats the independent default on
-    # the correlated spaces of tree and boosting models (Optuna's own benchmarks agree).
-    defaults: dict[str, Any] = {"multivariate": True, "n_startup_trials": 10}
-    return optuna.samplers.TPESampler(seed=seed, **{**defaults, **options})
+    return optuna.samplers.TPESampler(seed=seed, **{**TPE_DEFAULTS, **options})
 
 
 def _random(seed: int | None, options: dict[str, Any]) -> optuna.samplers.BaseSampler:
@@ -74,14 +87,17 @@ _SAMPLERS: dict[str, Callable[[int | None, dict[str, Any]], optuna.samplers.Base
 def _median(options: dict[str, Any]) -> optuna.pruners.BasePruner:
     import optuna
 
-    # Steps are folds: never prune on fold 0 alone before 5 trials have finished.
-    return optuna.pruners.MedianPruner(**{"n_startup_trials": 5, "n_warmup_steps": 0, **options})
+    # Steps are folds: prune from the first fold on, once 5 trials have finished (settings pinned,
+    # like the sampler's, so a study behaves the same on every Optuna version).
+    defaults = {"n_startup_trials": 5, "n_warmup_steps": 0, "interval_steps": 1}
+    return optuna.pruners.MedianPruner(**{**defaults, **options})
 
 
 def _percentile(options: dict[str, Any]) -> optuna.pruners.BasePruner:
     import optuna
 
-    return optuna.pruners.PercentilePruner(**{"percentile": 25.0, "n_startup_trials": 5, **options})
+    defaults = {"percentile": 25.0, "n_startup_trials": 5, "n_warmup_steps": 0, "interval_steps": 1}
+    return optuna.pruners.PercentilePruner(**{**defaults, **options})
 
 
 def _successive_halving(options: dict[str, Any]) -> optuna.pruners.BasePruner:
@@ -99,7 +115,7 @@ def _hyperband(options: dict[str, Any]) -> optuna.pruners.BasePruner:
 def _wilcoxon(options: dict[str, Any]) -> optuna.pruners.BasePruner:
     import optuna
 
-    return optuna.pruners.WilcoxonPruner(**options)
+    return optuna.pruners.WilcoxonPruner(**{"p_threshold": 0.1, "n_startup_steps": 2, **options})
 
 
 def _none(options: dict[str, Any]) -> optuna.pruners.BasePruner:
@@ -118,6 +134,23 @@ _PRUNERS: dict[str, Callable[[dict[str, Any]], optuna.pruners.BasePruner]] = {
 }
 
 SAMPLER_NAMES = tuple(_SAMPLERS)
+# Samplers whose Optuna implementation imports an optional package.
+_SAMPLER_NEEDS = {"cmaes": ("cmaes", "cmaes"), "gp": ("torch", "tuner[gp]")}
+
+
+def missing_requirement(sampler: str) -> str | None:
+    """Why ``sampler`` cannot run here (a package is missing), or None."""
+    import importlib.util
+
+    module, install = _SAMPLER_NEEDS.get(sampler, (None, None))
+    if module is None or importlib.util.find_spec(module) is not None:
+        return None
+    return (
+        f"the {sampler!r} sampler needs the {module!r} package, which is not installed; "
+        f"`pip install '{install}'` or use the default 'tpe' sampler"
+    )
+
+
 PRUNER_NAMES = tuple(_PRUNERS)
 
 
@@ -134,8 +167,10 @@ def build_sampler(spec: SamplerSpec, seed: int | None, *, label: str) -> optuna.
 
 def build_pruner(spec: PrunerSpec, *, label: str) -> optuna.pruners.BasePruner:
     """Build the pruner named by ``spec``."""
+    from tuner.fidelity import pruner_defaults
+
     try:
-        return _PRUNERS[spec.name](dict(spec.options))
+        return _PRUNERS[spec.name]({**pruner_defaults(spec), **spec.options})
     except (TypeError, ValueError) as exc:
         raise SpecError(
             f"{label}, field 'pruner.options': the {spec.name!r} pruner rejected its options ({exc}). "

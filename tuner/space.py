@@ -23,7 +23,7 @@ def merge(defaults: Mapping[str, ParamSpec], overrides: Mapping[str, ParamSpec],
     """Apply the spec's ``space`` on top of a model's default space and order it for suggestion."""
     space = {**defaults, **overrides}
     _check_conditions(space, label)
-    return _ordered(space)
+    return _ordered(space, label)
 
 
 def _check_conditions(space: Space, label: str) -> None:
@@ -52,7 +52,7 @@ def _possible_values(param: ParamSpec) -> tuple[Any, ...] | None:
     return None
 
 
-def _ordered(space: Space) -> Space:
+def _ordered(space: Space, label: str) -> Space:
     """Parents before children, otherwise the given order; cycles are an error."""
     ordered: Space = {}
     visiting: set[str] = set()
@@ -61,7 +61,10 @@ def _ordered(space: Space) -> Space:
         if name in ordered:
             return
         if name in visiting:
-            raise SpecError(f"space.{name}: its `when` conditions form a cycle; a parameter cannot depend on itself.")
+            raise SpecError(
+                f"{label}, field 'space.{name}.when': its `when` conditions form a cycle; a parameter cannot "
+                "depend on itself. Remove one of the conditions."
+            )
         visiting.add(name)
         for parent in space[name].when or {}:
             visit(parent)

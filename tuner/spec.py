@@ -17,9 +17,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from tuner.augment import BALANCE_MODES, SEARCHABLE
 from tuner.errors import SpecError, did_you_mean
+from tuner.fidelity import MULTI_FIDELITY_PRUNERS
 from tuner.metrics import METRIC_NAMES
-from tuner.samplers import PRUNER_NAMES, SAMPLER_NAMES
+from tuner.samplers import PRUNER_NAMES, SAMPLER_NAMES, missing_requirement
+from tuner.targets import SINGLE_OBJECTIVE_SAMPLERS, TARGET_NAMES
 
 Scalar = str | int | float | bool | None
 CV_SCHEMES = (
@@ -74,6 +77,8 @@ class ParamSpec(_Frozen):
                 raise ValueError(f"`step` must be > 0, got {self.step:g}")
             if self.type == "int" and not all(float(v).is_integer() for v in (self.low, self.high)):
                 raise ValueError(f"an int parameter needs integer bounds, got low={self.low}, high={self.high}")
+            if self.type == "int" and self.step is not None and not float(self.step).is_integer():
+                raise ValueError(f"an int parameter needs an integer `step`, got {self.step:g}; use `type: float`")
             if self.choices is not None:
                 raise ValueError(f"a {self.type} parameter takes `low`/`high`, not `choices`")
         elif self.type == "categorical":
@@ -84,9 +89,21 @@ class ParamSpec(_Frozen):
         return self
 
 
+def expand_shorthand(item: Any) -> Any:
+    """A parameter as written in YAML: a list means categorical choices, a scalar a fixed value."""
+    if isinstance(item, list | tuple):
+        return {"type": "categorical", "choices": item}
+    if isinstance(item, dict | ParamSpec):
+        return item
+    return {"type": "fixed", "value": item}
+
+
 class DataSpec(_Frozen):
-    source: str = Field(
-        description="`sklearn:<name>` for a bundled set, or a CSV/Parquet path relative to the spec file."
+    source: str | None = Field(
+        default=None,
+        description="`sklearn:<name>` for a bundled set, a CSV/Parquet path relative to the spec file, or "
+        "`python:module:function` returning a DataFrame (module next to the spec); "
+        "may be left out when Python passes a DataFrame.",
     )
     target: str | None = Field(default=None, description="Target column (bundled sets default to `target`).")
     features: tuple[str, ...] | None = Field(
@@ -100,8 +117,8 @@ class DataSpec(_Frozen):
 
     @field_validator("source")
     @classmethod
-    def _check_source(cls, value: str) -> str:
-        if value.startswith("sklearn:") and value.removeprefix("sklearn:") not in SKLEARN_SETS:
+    def _check_source(cls, value: str | None) -> str | None:
+        if value is not None and value.startswith("sklearn:") and value.removeprefix("sklearn:") not in SKLEARN_SETS:
             name = value.removeprefix("sklearn:")
             raise ValueError(
                 f"unknown bundled data set {name!r}.{did_you_mean(name, SKLEARN_SETS)} "
@@ -117,6 +134,12 @@ class CVSpec(_Frozen):
     shuffle: bool = True
     seed: int | None = Field(default=None, description="Defaults to a seed derived from the study seed.")
     test_size: float = Field(default=0.2, gt=0, lt=1, description="Validation fraction for `holdout`.")
+    holdout_test: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="Fraction of rows kept out of tuning as a final test set; `tuner refit` scores on it.",
+    )
 
     @field_validator("scheme")
     @classmethod
@@ -132,12 +155,30 @@ class SamplerSpec(_Frozen):
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        return _check_choice("sampler", value, SAMPLER_NAMES)
+        _check_choice("sampler", value, SAMPLER_NAMES)
+        problem = missing_requirement(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class PrunerSpec(_Frozen):
     name: str = "median"
+    fidelity: Literal["folds", "rows", "iterations"] = Field(
+        default="folds",
+        description="What a pruning step measures: `folds` (CV folds, default), or for successive_halving/hyperband "
+        "`rows` (share of each training fold) or `iterations` (share of a boosting model's iteration cap).",
+    )
     options: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments for the Optuna pruner.")
+
+    @model_validator(mode="after")
+    def _check_fidelity(self) -> PrunerSpec:
+        if self.fidelity != "folds" and self.name not in MULTI_FIDELITY_PRUNERS:
+            raise ValueError(
+                f"`fidelity: {self.fidelity}` needs a multi-fidelity pruner ({', '.join(MULTI_FIDELITY_PRUNERS)}), "
+                f"not {self.name!r}; set `pruner: {{name: hyperband, fidelity: {self.fidelity}}}` or drop `fidelity`"
+            )
+        return self
 
     @field_validator("name")
     @classmethod
@@ -148,6 +189,95 @@ class PrunerSpec(_Frozen):
 class BudgetSpec(_Frozen):
     n_trials: int = Field(default=50, gt=0, description="Total trials of the study, across reruns.")
     timeout: float | None = Field(default=None, gt=0, description="Seconds for this run (not the whole study).")
+    n_jobs: int = Field(default=1, ge=1, description="Worker processes on this machine (`tuner run --jobs`).")
+    max_failures: int = Field(default=10, ge=1, description="Stop after this many failed trials in a row.")
+
+
+class TargetSpec(_Frozen):
+    """One quantity a trial optimizes (see :mod:`tuner.targets`); ``penalty`` is for ``penalized``."""
+
+    name: str
+    penalty: float = Field(default=0.0, ge=0)
+
+
+class ObjectiveSpec(_Frozen):
+    """What a trial returns: the built-in CV objective's targets, or custom code.
+
+    YAML forms: ``objective: metric`` (default), ``worst_group``, ``gap``, ``fit_time``,
+    ``group_gap``, ``{penalized: 0.5}`` (metric − 0.5 × gap), a list for several objectives
+    (``[metric, gap]``), or ``pkg.module:function`` for a custom objective.
+    """
+
+    custom: str | None = Field(default=None, description="`pkg.module:function` replacing the built-in CV objective.")
+    targets: tuple[TargetSpec, ...] = (TargetSpec(name="metric"),)
+
+    @property
+    def multi(self) -> bool:
+        return len(self.targets) > 1
+
+    @property
+    def is_default(self) -> bool:
+        return self.custom is None and self.targets == (TargetSpec(name="metric"),)
+
+
+class ConstraintsSpec(_Frozen):
+    """Limits a trial must meet to count as feasible (infeasible trials are never the best)."""
+
+    max_gap: float | None = Field(default=None, description="Largest allowed train − validation gap.")
+    min_group_score: float | None = Field(default=None, description="Lowest allowed worst-group score.")
+    max_group_gap: float | None = Field(default=None, ge=0, description="Largest allowed gap between groups.")
+
+    def items(self) -> list[tuple[str, float]]:
+        """The constraints that are set, as ``(name, limit)``."""
+        return [(k, v) for k, v in self.model_dump().items() if v is not None]
+
+
+class FairnessSpec(_Frozen):
+    groups: str | None = Field(
+        default=None,
+        description="Column whose groups get per-group validation scores (not used as a feature). "
+        "Default: `data.groups` when it has at most 20 groups.",
+    )
+
+
+class AugmentSpec(_Frozen):
+    """Augmentation of the training rows of each fold (never of validation rows)."""
+
+    noise_std: float = Field(default=0.0, ge=0, description="Gaussian jitter, in units of each feature's std.")
+    copies: int = Field(default=1, ge=1, le=20, description="Altered copies appended per training row.")
+    image_shape: tuple[int, int] | None = Field(default=None, description="Rows are images of this shape, e.g. [8, 8].")
+    shift: int = Field(default=0, ge=0, description="Random shifts of up to this many pixels.")
+    rotate: float = Field(default=0.0, ge=0, le=180, description="Random rotations of up to this many degrees.")
+    mirror: bool = Field(default=False, description="Mirror images left-right at random.")
+
+
+class EarlyStoppingSpec(_Frozen):
+    """Early stopping of boosting models in each fold, on a split of the fold's training rows."""
+
+    enabled: bool = Field(default=True, description="Stop boosting models early (no effect on other models).")
+    rounds: int = Field(default=25, ge=1, description="Stop after this many iterations without improvement.")
+    fraction: float = Field(
+        default=0.1, gt=0, lt=0.5, description="Share of each training fold held out to decide when to stop."
+    )
+    min_delta: float = Field(
+        default=1e-3,
+        ge=0,
+        description="Smallest drop of the stopping loss (log-loss, RMSE) that counts as an improvement.",
+    )
+
+
+class WarmStartSpec(_Frozen):
+    """Configurations a new study tries first."""
+
+    studies: tuple[str, ...] = Field(
+        default=(), description="Earlier studies of the same model (same storage) whose best configurations go first."
+    )
+    top: int = Field(default=3, ge=1, description="How many of each study's best configurations to take.")
+    known_good: bool = Field(default=True, description="Start with the catalog model's known-good configurations.")
+
+
+_TargetInput = str | dict[str, float | dict[str, float]]
+_OBJECTIVE_INPUT = _TargetInput | list[_TargetInput] | None
 
 
 class StudySpec(_Frozen):
@@ -168,8 +298,20 @@ class StudySpec(_Frozen):
         default=None, description="Optuna storage URL or a path; default `tuner.db` next to the spec."
     )
     seed: int = Field(default=0, description="The one seed that sampler, CV and model seeds derive from.")
-    objective: str | None = Field(
-        default=None, description="`pkg.module:function` replacing the built-in CV objective."
+    objective: ObjectiveSpec = Field(
+        default=ObjectiveSpec(),
+        description="`metric` (default), `worst_group`, `{penalized: 0.5}`, a list such as `[metric, gap]`, "
+        "or `pkg.module:function` for a custom objective.",
+    )
+    constraints: ConstraintsSpec = ConstraintsSpec()
+    fairness: FairnessSpec = FairnessSpec()
+    balance: str = Field(default="none", description=f"Class balancing of training folds: {', '.join(BALANCE_MODES)}.")
+    augment: AugmentSpec = AugmentSpec()
+    early_stopping: EarlyStoppingSpec = Field(
+        default=EarlyStoppingSpec(), description="`false`, or `{rounds: 25, fraction: 0.1}` (boosting models)."
+    )
+    warm_start: WarmStartSpec = Field(
+        default=WarmStartSpec(), description="A list of earlier study names, or `{studies: [...], top: 3}`."
     )
     spec_path: SkipJsonSchema[Path | None] = Field(default=None, exclude=True)
 
@@ -178,15 +320,38 @@ class StudySpec(_Frozen):
     def _expand_shorthands(cls, value: Any) -> Any:
         if not isinstance(value, dict):
             return value
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            if isinstance(item, list):
-                out[key] = {"type": "categorical", "choices": item}
-            elif isinstance(item, dict | ParamSpec):
-                out[key] = item
-            else:
-                out[key] = {"type": "fixed", "value": item}
-        return out
+        return {key: expand_shorthand(item) for key, item in value.items()}
+
+    @field_validator("space")
+    @classmethod
+    def _check_step_params(cls, value: dict[str, ParamSpec]) -> dict[str, ParamSpec]:
+        # `balance` and `augment.*` entries configure training-fold steps, not the estimator.
+        for name, param in value.items():
+            if name == "balance":
+                bad = [v for v in (param.choices or (param.value,)) if v not in BALANCE_MODES]
+                if bad:
+                    raise ValueError(
+                        f"space.balance: unknown balance mode {bad[0]!r}; expected one of: {', '.join(BALANCE_MODES)}"
+                    )
+            elif name.startswith("augment.") and name.removeprefix("augment.") not in SEARCHABLE:
+                key = name.removeprefix("augment.")
+                raise ValueError(
+                    f"space.{name}: {key!r} cannot be searched.{did_you_mean(key, SEARCHABLE)} "
+                    f"Searchable augmentation settings: {', '.join('augment.' + k for k in SEARCHABLE)}"
+                )
+        return value
+
+    @field_validator("early_stopping", mode="before")
+    @classmethod
+    def _early_stopping_shorthand(cls, value: Any) -> Any:
+        return {"enabled": value} if isinstance(value, bool) else value
+
+    @field_validator("warm_start", mode="before")
+    @classmethod
+    def _warm_start_shorthand(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"studies": [value]}
+        return {"studies": value} if isinstance(value, list | tuple) else value
 
     @field_validator("sampler", "pruner", mode="before")
     @classmethod
@@ -207,12 +372,30 @@ class StudySpec(_Frozen):
     def _check_metric(cls, value: str | None) -> str | None:
         return None if value is None else _check_choice("metric", value, METRIC_NAMES)
 
-    @field_validator("objective")
+    # The JSON Schema (editors, `tuner schema`) shows the forms people write, not the parsed model.
+    @field_validator("objective", mode="before", json_schema_input_type=_OBJECTIVE_INPUT)
     @classmethod
-    def _check_objective(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"[\w.]+:[\w.]+", value):
-            raise ValueError(f"expected `pkg.module:function`, got {value!r}")
-        return value
+    def _parse_objective(cls, value: Any) -> Any:
+        return _parse_objective(value)
+
+    @field_validator("balance")
+    @classmethod
+    def _check_balance(cls, value: str) -> str:
+        return _check_choice("balance mode", value, BALANCE_MODES)
+
+    @model_validator(mode="after")
+    def _check_diagnostics(self) -> StudySpec:
+        if self.objective.custom and (self.constraints.items() or self.balance != "none"):
+            raise ValueError(
+                "`constraints` and `balance` need the built-in CV objective, but `objective` is custom code "
+                f"({self.objective.custom}); drop them or compute them in your objective"
+            )
+        if self.objective.multi and self.sampler.name in SINGLE_OBJECTIVE_SAMPLERS:
+            raise ValueError(
+                f"sampler {self.sampler.name!r} cannot optimize {len(self.objective.targets)} objectives; "
+                "use tpe (default), nsga2, random or qmc"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_conditions(self) -> StudySpec:
@@ -238,6 +421,51 @@ class StudySpec(_Frozen):
 
     def spec_hash(self) -> str:
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+
+def _parse_objective(value: Any) -> Any:
+    """The YAML forms of `objective:` → the fields of :class:`ObjectiveSpec`."""
+    if value is None or isinstance(value, ObjectiveSpec):
+        return {} if value is None else value
+    if isinstance(value, str) and ":" in value:
+        if not re.fullmatch(r"[\w.]+:[\w.]+", value):
+            raise ValueError(f"expected `pkg.module:function` for a custom objective, got {value!r}")
+        return {"custom": value}
+    if isinstance(value, dict) and value and set(value) <= {"custom", "targets"}:
+        return value  # the canonical form, as `model_dump` writes it
+    items = list(value) if isinstance(value, list | tuple) else [value]
+    if not items:
+        raise ValueError(
+            f"an objective list needs at least one entry, e.g. [metric, gap]; names: {', '.join(TARGET_NAMES)}"
+        )
+    targets = [_parse_target(item) for item in items]
+    names = [t["name"] for t in targets]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"objective {repeated[0]!r} is listed twice; list each objective once")
+    return {"targets": targets}
+
+
+def _parse_target(item: Any) -> dict[str, Any]:
+    if isinstance(item, TargetSpec):
+        return item.model_dump()
+    if isinstance(item, dict) and "name" in item:
+        name, options = item["name"], {k: v for k, v in item.items() if k != "name"}
+    elif isinstance(item, dict) and len(item) == 1:
+        name, options = next(iter(item.items()))
+        options = options if isinstance(options, dict) else {"penalty": options}
+    elif isinstance(item, str):
+        name, options = item, {}
+    else:
+        raise ValueError(
+            f"expected an objective name ({', '.join(TARGET_NAMES)}), `{{penalized: 0.5}}` or a list of them, got {item!r}"
+        )
+    _check_choice("objective", str(name), TARGET_NAMES)
+    if name == "penalized" and not isinstance(options.get("penalty"), int | float):
+        raise ValueError(f"`penalized` needs a numeric penalty, e.g. `objective: {{penalized: 0.5}}`; got {item!r}")
+    if name != "penalized" and options:
+        raise ValueError(f"objective {name!r} takes no options (only `penalized` takes a penalty); got {item!r}")
+    return {"name": name, **options}
 
 
 def _check_choice(kind: str, value: str, choices: tuple[str, ...] | list[str]) -> str:
@@ -376,16 +604,12 @@ def _describe(error: Any, loc: tuple[int | str, ...]) -> str:
 def _known_keys(loc: tuple[int | str, ...]) -> list[str]:
     model: Any = StudySpec
     for part in loc:
-        field = model.model_fields.get(part) if isinstance(part, str) else None
-        if field is not None:
-            model = field.annotation
-        elif typing.get_origin(model) is dict:
-            model = typing.get_args(model)[1]
-        else:
-            return []
+        # Check for dict first: a `dict[str, X]` alias forwards attribute lookups to `dict`.
         if typing.get_origin(model) is dict:
-            continue
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            model = typing.get_args(model)[1]
+        elif isinstance(model, type) and issubclass(model, BaseModel) and part in model.model_fields:
+            model = model.model_fields[str(part)].annotation
+        else:
             return []
     if isinstance(model, type) and issubclass(model, BaseModel):
         return [k for k in model.model_fields if k != "spec_path"]

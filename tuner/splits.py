@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 Split = tuple[np.ndarray, np.ndarray]
 _GROUPED = ("group", "stratified_group")
+# Schemes stratified on the target alone (no groups), which can stratify on fairness groups too.
+_STRATIFIED_ONLY = ("stratified", "repeated_stratified")
 _STRATIFIED = ("stratified", "stratified_group", "repeated_stratified")
 
 
@@ -34,15 +36,32 @@ def make_splits(spec: CVSpec, dataset: Dataset, *, seed: int, label: str) -> lis
     """Return the folds for ``dataset``; raises :class:`SpecError` when the scheme cannot work."""
     scheme = resolve_scheme(spec, dataset)
     _check(spec, scheme, dataset, label)
-    splitter = _splitter(spec, scheme, seed)
-    y = dataset.y
+    if scheme == "holdout" and not spec.shuffle:
+        # Unshuffled holdout keeps row order: the last `test_size` share validates (time order).
+        n_rows = len(dataset.y)
+        cut = n_rows - max(1, round(spec.test_size * n_rows))
+        return [(np.arange(cut, dtype=np.int64), np.arange(cut, n_rows, dtype=np.int64))]
+    splitter = _splitter(spec, scheme, seed, dataset.task)
+    y = _class_and_fairness_group(dataset, spec.folds) if scheme in _STRATIFIED_ONLY else dataset.y
+    # Only group schemes take groups; scikit-learn warns when other splitters receive them.
+    groups = dataset.groups if scheme in _GROUPED else None
     return [
         (np.asarray(train, dtype=np.int64), np.asarray(val, dtype=np.int64))
-        for train, val in splitter.split(dataset.X, y, dataset.groups)
+        for train, val in splitter.split(dataset.X, y, groups)
     ]
 
 
-def _splitter(spec: CVSpec, scheme: str, seed: int) -> Any:
+def _class_and_fairness_group(dataset: Dataset, folds: int) -> np.ndarray:
+    """Labels to stratify on: class × ``fairness.groups``, so every fold holds its share of each
+    group; the classes alone when some class-and-group cell has fewer rows than folds."""
+    if dataset.fairness_groups is None:
+        return dataset.y
+    keys = np.char.add(np.char.add(dataset.y.astype(str), "\x1f"), dataset.fairness_groups.astype(str))
+    _, cells, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    return cells if counts.min() >= folds else dataset.y
+
+
+def _splitter(spec: CVSpec, scheme: str, seed: int, task: str) -> Any:
     from sklearn import model_selection as ms
 
     seed_or_none = seed if spec.shuffle else None
@@ -61,7 +80,8 @@ def _splitter(spec: CVSpec, scheme: str, seed: int) -> Any:
     if scheme == "repeated_stratified":
         return ms.RepeatedStratifiedKFold(n_splits=spec.folds, n_repeats=spec.repeats, random_state=seed)
     if scheme == "holdout":
-        return ms.ShuffleSplit(n_splits=1, test_size=spec.test_size, random_state=seed)
+        shuffle_split = ms.StratifiedShuffleSplit if task == "classification" else ms.ShuffleSplit
+        return shuffle_split(n_splits=1, test_size=spec.test_size, random_state=seed)
     raise AssertionError(f"unhandled CV scheme {scheme!r}")
 
 
@@ -98,3 +118,58 @@ def _check(spec: CVSpec, scheme: str, dataset: Dataset, label: str) -> None:
             f"{label}, field 'cv.repeats': repeats only apply to repeated_kfold/repeated_stratified, "
             f"not {scheme!r}. Change the scheme or drop `repeats`."
         )
+
+
+def split_holdout(spec: CVSpec, dataset: Dataset, *, seed: int, label: str) -> tuple[Dataset, Dataset | None]:
+    """Set ``cv.holdout_test`` of the rows aside as a final test set: ``(tuning rows, test rows)``.
+
+    The test rows never reach tuning: folds are computed on the remaining rows. They depend only
+    on the data and ``seed``, so ``tuner refit`` recomputes the very same rows from the stored spec.
+    Classification keeps class proportions, grouped data keeps whole groups on one side, and time
+    series hold out the last rows (the future).
+    """
+    if spec.holdout_test is None:
+        return dataset, None
+    from sklearn import model_selection as ms
+
+    scheme = resolve_scheme(spec, dataset)
+    n_rows = len(dataset.y)
+    index = np.arange(n_rows)
+    size = spec.holdout_test
+    if scheme == "timeseries":
+        n_test = max(1, round(n_rows * size))
+        tuning, test = index[: n_rows - n_test], index[n_rows - n_test :]
+    elif dataset.groups is not None:
+        splitter = ms.GroupShuffleSplit(n_splits=1, test_size=size, random_state=seed)
+        tuning, test = next(splitter.split(dataset.X, dataset.y, dataset.groups))
+    else:
+        stratify = dataset.y if dataset.task == "classification" else None
+        try:
+            tuning, test = ms.train_test_split(index, test_size=size, random_state=seed, stratify=stratify)
+        except ValueError as exc:
+            raise SpecError(
+                f"{label}, field 'cv.holdout_test': cannot hold out {size:g} of {n_rows} rows ({exc}). "
+                "Raise or lower `cv.holdout_test`, or use more data."
+            ) from None
+    tuning, test = np.sort(tuning), np.sort(test)
+    if len(tuning) < spec.folds:
+        raise SpecError(
+            f"{label}, field 'cv.holdout_test': holding out {size:g} leaves {len(tuning)} rows for {spec.folds} folds; "
+            "lower `cv.holdout_test` or `cv.folds`."
+        )
+    return take(dataset, tuning), take(dataset, test)
+
+
+def take(dataset: Dataset, rows: np.ndarray) -> Dataset:
+    """The rows ``rows`` of ``dataset`` (re-indexed from 0), with everything else unchanged."""
+    import dataclasses
+
+    groups = None if dataset.groups is None else dataset.groups[rows]
+    fairness = None if dataset.fairness_groups is None else dataset.fairness_groups[rows]
+    return dataclasses.replace(
+        dataset,
+        X=dataset.X.iloc[rows].reset_index(drop=True),
+        y=dataset.y[rows],
+        groups=groups,
+        fairness_groups=fairness,
+    )

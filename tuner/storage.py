@@ -4,14 +4,27 @@
   dashboard, ``tuner show``) do not block the running study;
 - a path ending in ``.log``/``.jsonl`` or ``journal:///path``: Optuna's journal file storage;
 - ``postgresql://…``, ``mysql+pymysql://…``: Optuna's RDB storage with pool pre-ping/recycle;
-- ``redis://…``: Optuna's journal storage on Redis.
+- ``redis://…``: Optuna's journal storage on Redis;
+- ``memory://``: Optuna's in-memory storage (this process only; nothing is kept).
+
+Workers keep a heartbeat on their running trial (Optuna's own on RDB storages, a timestamp
+system attribute on journal storages, which have none), so a trial whose worker died can be told
+from one that is still running: see :func:`stale_trial_ids` and :mod:`tuner.doctor`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import re
 import sqlite3
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tuner.errors import StorageError
 
@@ -19,8 +32,32 @@ if TYPE_CHECKING:
     import optuna
 
 DEFAULT_FILE = "tuner.db"
+# Optuna's in-memory storage: one process, nothing kept after it ends (benchmarks, notebooks).
+MEMORY_URL = "memory://"
 _JOURNAL_SUFFIXES = (".log", ".jsonl", ".journal")
 _SQLITE_BUSY_TIMEOUT_S = 60
+# Trial system attribute naming the worker process ({"host", "pid", "beat"}); on journal storages
+# its "beat" (unix time) is the trial's heartbeat.
+ATTR_WORKER = "tuner:worker"
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """How often a worker proves it is alive, and how long after its last beat its trial counts as lost.
+
+    ``grace`` must exceed ``interval`` by enough to ride out a slow storage; a lost trial is marked
+    FAIL and retried once with the same parameters.
+    """
+
+    interval: int = 15
+    grace: int = 60
+
+    def __post_init__(self) -> None:
+        if not 0 < self.interval < self.grace:
+            raise ValueError(f"heartbeat needs 0 < interval < grace, got interval={self.interval}, grace={self.grace}")
+
+
+DEFAULT_HEARTBEAT = Heartbeat()
 
 
 def resolve_url(value: str | None, *, base_dir: Path) -> str:
@@ -35,40 +72,73 @@ def resolve_url(value: str | None, *, base_dir: Path) -> str:
     return f"sqlite:///{path}"
 
 
+_QUERY_SECRET = re.compile(r"(?i)([?&](?:password|passwd|pwd)=)[^&]*")
+
+
 def redact(url: str) -> str:
-    """The URL with any password replaced by ``***``."""
+    """The URL with any password (in the credentials or the query string) replaced by ``***``."""
     scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest.split("/", 1)[0]:
+    if not sep:
         return url
-    creds, _, host = rest.partition("@")
+    rest = _QUERY_SECRET.sub(r"\1***", rest)
+    # The last '@' ends the credentials: a password may itself hold an unescaped '@'.
+    creds, at, host = rest.rpartition("@")
+    if not at or "/" in creds.partition(":")[0]:
+        return f"{scheme}://{rest}"
     user, has_password, _ = creds.partition(":")
     return f"{scheme}://{user}{':***' if has_password else ''}@{host}"
 
 
 def _password(url: str) -> str | None:
     rest = url.partition("://")[2]
-    creds = rest.split("/", 1)[0].rpartition("@")[0]
+    creds = rest.rpartition("@")[0]
     return creds.partition(":")[2] or None
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """Open (creating when needed) the storage at ``url``; raises :class:`StorageError`."""
-    import optuna
-
+def read_url_file(path: Path) -> str:
+    """The storage URL kept in a file (first non-empty line), so it stays out of ``ps`` and shell history."""
     try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise StorageError(
+            f"cannot read the storage URL from {str(path)!r}: {exc.strerror or exc}. "
+            "Pass a readable file holding one URL (e.g. postgresql://user:password@host/db)."
+        ) from None
+    url = next((line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")), None)
+    if url is None:
+        raise StorageError(f"{str(path)!r} holds no storage URL; write one URL on its first line.")
+    return url
+
+
+def open_storage(url: str, *, heartbeat: Heartbeat | None = None) -> optuna.storages.BaseStorage:
+    """Open (creating when needed) the storage at ``url``; raises :class:`StorageError`.
+
+    Args:
+        url: An Optuna storage URL, ``journal:///path`` or ``redis://…``.
+        heartbeat: For storages that run trials: enables Optuna's heartbeat on RDB storages, with a
+            stale-trial callback that retries a lost trial once. Readers leave it out.
+    """
+    try:
+        if url == MEMORY_URL:
+            import optuna
+
+            return optuna.storages.InMemoryStorage()
         if url.startswith("sqlite:///"):
-            return _sqlite(url)
+            return _sqlite(url, heartbeat)
         if url.startswith("journal:///"):
             return _journal_file(Path(url.removeprefix("journal:///")))
-        if url.startswith(("redis://", "rediss://")):
+        if url.startswith(("redis://", "rediss://", "unix://")):
             return _redis(url)
-        return optuna.storages.RDBStorage(url, engine_kwargs=_server_engine_kwargs(url))
+        return _rdb(url, _server_engine_kwargs(url), heartbeat)
     except StorageError:
         raise
-    except ModuleNotFoundError as exc:
+    except ImportError as exc:
+        # Optuna wraps a missing database driver in a bare ImportError; the module is on the cause.
+        module = exc.name or getattr(exc.__cause__, "name", None) or ""
         raise StorageError(
-            f"cannot open storage {redact(url)}: the driver module {exc.name!r} is not installed. "
-            f"Install it (e.g. `pip install {_driver_hint(exc.name or '')}`) and run again."
+            f"cannot open storage {redact(url)}: the database driver {module or '(unknown)'!r} is not installed. "
+            f"Install it (e.g. `pip install {_driver_hint(module)}`), or name an installed driver in the URL "
+            "(e.g. `postgresql+psycopg2://…`), and run again."
         ) from None
     except Exception as exc:  # sqlalchemy/redis raise many types; all mean "cannot open"
         raise StorageError(
@@ -78,9 +148,24 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         ) from None
 
 
-def _sqlite(url: str) -> optuna.storages.BaseStorage:
+def _rdb(url: str, engine_kwargs: dict[str, Any], heartbeat: Heartbeat | None) -> optuna.storages.BaseStorage:
     import optuna
+    from optuna.exceptions import ExperimentalWarning
 
+    with warnings.catch_warnings():
+        # Heartbeats have been "experimental" since Optuna 2.9; the warning would reach users' terminals.
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        options: dict[str, Any] = {}
+        if heartbeat is not None:
+            options = {
+                "heartbeat_interval": heartbeat.interval,
+                "grace_period": heartbeat.grace,
+                "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
+            }
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **options)
+
+
+def _sqlite(url: str, heartbeat: Heartbeat | None) -> optuna.storages.BaseStorage:
     path = Path(url.removeprefix("sqlite:///"))
     if not path.parent.is_dir():
         raise StorageError(
@@ -92,7 +177,22 @@ def _sqlite(url: str) -> optuna.storages.BaseStorage:
     with sqlite3.connect(path, timeout=_SQLITE_BUSY_TIMEOUT_S) as conn:
         conn.execute("PRAGMA journal_mode=WAL")
     conn.close()
-    return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": _SQLITE_BUSY_TIMEOUT_S}})
+    storage = _rdb(url, {"connect_args": {"timeout": _SQLITE_BUSY_TIMEOUT_S}}, heartbeat)
+    _relax_sqlite_sync(storage)
+    return storage
+
+
+def _relax_sqlite_sync(storage: Any) -> None:
+    # In WAL mode synchronous=NORMAL survives a crash or kill -9 of any process; only a power cut
+    # can lose the last commits. Optuna commits several times per trial, and FULL (the default)
+    # syncs the disk on each of them.
+    from sqlalchemy import event
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+    event.listen(storage.engine, "connect", on_connect)
+    storage.engine.dispose()  # connections opened while creating the schema lack the pragma
 
 
 def _journal_file(path: Path) -> optuna.storages.BaseStorage:
@@ -109,7 +209,12 @@ def _redis(url: str) -> optuna.storages.BaseStorage:
     import optuna
     from optuna.storages.journal import JournalRedisBackend
 
-    backend = JournalRedisBackend(url)
+    # `?prefix=NAME` namespaces the journal's keys, so several journals can share one Redis database.
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    prefix = next((value for key, value in query if key == "prefix"), "")
+    url = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k != "prefix"])))
+    backend = JournalRedisBackend(url, prefix=prefix)
     backend._redis.ping()  # fail now, with a clear message, rather than at the first trial
     return optuna.storages.JournalStorage(backend)
 
@@ -126,6 +231,7 @@ def _server_engine_kwargs(url: str) -> dict[str, Any]:
 def _driver_hint(module: str) -> str:
     return {
         "psycopg2": "psycopg2-binary",
+        "psycopg": "'psycopg[binary]'",
         "pymysql": "pymysql",
         "MySQLdb": "mysqlclient",
         "redis": "redis",
@@ -135,3 +241,126 @@ def _driver_hint(module: str) -> str:
 def _scrub(text: str, url: str) -> str:
     password = _password(url)
     return text.replace(password, "***") if password else text
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Errors that a retry can cure: a dropped connection, a locked SQLite file, a Redis hiccup."""
+    from optuna.exceptions import StorageInternalError
+
+    if isinstance(exc, StorageInternalError | ConnectionError | TimeoutError):
+        return True
+    return type(exc).__module__.split(".")[0] in ("sqlalchemy", "redis", "psycopg2", "psycopg", "pymysql")
+
+
+def mark_worker(storage: optuna.storages.BaseStorage, trial_id: int, worker: dict[str, Any]) -> None:
+    """Name the process running the trial; on journal storages this is also its first heartbeat."""
+    storage.set_trial_system_attr(trial_id, ATTR_WORKER, {**worker, "beat": time.time()})
+
+
+@contextlib.contextmanager
+def heartbeat_thread(
+    storage: optuna.storages.BaseStorage,
+    trial_id: int,
+    settings: Heartbeat | None,
+    *,
+    worker: dict[str, Any] | None = None,
+) -> Iterator[None]:
+    """Beat for ``trial_id`` every ``settings.interval`` seconds while the block runs.
+
+    RDB storages get Optuna's heartbeat record, from the start. Journal storages (file, Redis) have
+    no heartbeat of their own: there the ``beat`` in the trial's worker attribute is renewed, so
+    :func:`mark_worker` was the first beat and a trial shorter than the interval costs no write.
+    """
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.storages import JournalStorage
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    record: Any = None
+    first_wait = 0.0
+    if settings is None:
+        pass
+    elif is_heartbeat_enabled(storage):
+        record = getattr(storage, "record_heartbeat")  # noqa: B009 - BaseHeartbeat is not BaseStorage API
+    elif isinstance(storage, JournalStorage) and worker is not None:
+        first_wait = settings.interval
+
+        def record(trial_id: int) -> None:
+            mark_worker(storage, trial_id, worker)
+
+    if record is None or settings is None:
+        yield
+        return
+    stop = threading.Event()
+    interval = settings.interval
+
+    def beat() -> None:
+        if stop.wait(first_wait):
+            return
+        while True:
+            try:
+                record(trial_id)
+            except UpdateFinishedTrialError:
+                return  # a peer already failed the trial; the worker finds out when it reports
+            except Exception:  # a dropped connection: the next beat retries, the grace period absorbs it
+                pass
+            if stop.wait(interval):
+                break
+        remove = getattr(storage, "remove_session", None)
+        if remove is not None:
+            remove()  # RDB sessions are per thread; close this thread's one
+
+    thread = threading.Thread(target=beat, name=f"tuner-heartbeat-{trial_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=settings.interval + 5)
+
+
+def stale_trial_ids(storage: optuna.storages.BaseStorage, study_id: int, settings: Heartbeat | None) -> set[int]:
+    """RUNNING trials whose last heartbeat is older than the grace period (never those without one)."""
+    from optuna.storages import JournalStorage
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+    from optuna.trial import TrialState
+
+    if is_heartbeat_enabled(storage):
+        return set(getattr(storage, "_get_stale_trial_ids")(study_id))  # noqa: B009
+    if settings is None or not isinstance(storage, JournalStorage):
+        return set()
+    cutoff = time.time() - settings.grace
+    running = storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
+    return {t._trial_id for t in running if _beat(t) is not None and float(_beat(t) or 0) < cutoff}
+
+
+def _beat(trial: optuna.trial.FrozenTrial) -> float | None:
+    worker = trial.system_attrs.get(ATTR_WORKER)
+    return worker.get("beat") if isinstance(worker, dict) else None
+
+
+def heartbeat_ages(storage: optuna.storages.BaseStorage, trials: list[optuna.trial.FrozenTrial]) -> dict[int, float]:
+    """Seconds since each trial's last heartbeat, for trials that have one (for ``tuner doctor``)."""
+    now = time.time()
+    ages = {t.number: now - float(_beat(t) or now) for t in trials if _beat(t) is not None}
+    backend = getattr(storage, "_backend", storage)
+    engine = getattr(backend, "engine", None)
+    if engine is None:
+        return ages
+    import sqlalchemy
+
+    ids = {t._trial_id: t.number for t in trials}
+    with engine.connect() as conn:
+        # Optuna's trial_heartbeats table holds the database server's clock; compare with it too.
+        db_now = conn.execute(sqlalchemy.select(sqlalchemy.func.now())).scalar()
+        rows = conn.execute(sqlalchemy.text("SELECT trial_id, heartbeat FROM trial_heartbeats")).all()
+    for trial_id, beat in rows:
+        if trial_id in ids and beat is not None and db_now is not None:
+            ages[ids[trial_id]] = (_as_datetime(db_now) - _as_datetime(beat)).total_seconds()
+    return ages
+
+
+def _as_datetime(value: Any) -> Any:
+    from datetime import datetime
+
+    parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return parsed.replace(tzinfo=None)

@@ -8,7 +8,7 @@ import sys
 import click
 
 from tuner._version import __version__
-from tuner.cli import catalog, dashboard, inspect, run
+from tuner.cli import catalog, dashboard, diagnose, inspect, model, report, run, worker
 from tuner.errors import TunerError
 
 
@@ -25,7 +25,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     optuna.logging.set_verbosity(logging.DEBUG if debug else logging.ERROR)
 
 
-for _module in (run, inspect, catalog, dashboard):
+for _module in (run, worker, inspect, catalog, dashboard, report, model, diagnose):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

@@ -23,6 +23,24 @@ storage_option = click.option(
 )
 
 
+storage_file_option = click.option(
+    "--storage-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Read the storage URL from this file, so a password stays out of `ps` and shell history.",
+)
+
+
+def storage_value(storage: str | None, storage_file: Path | None) -> str | None:
+    """--storage, else the URL in --storage-file, else $TUNER_STORAGE, else None."""
+    if storage is not None and storage_file is not None:
+        raise click.UsageError("give either --storage or --storage-file, not both")
+    if storage_file is not None:
+        from tuner.storage import read_url_file
+
+        return read_url_file(storage_file)
+    return storage or os.environ.get(STORAGE_ENV)
+
+
 def out() -> Console:
     return Console(soft_wrap=True)
 

@@ -19,6 +19,12 @@ def dashboard(storage: str | None, host: str, port: int) -> None:
     url = storage_url(storage)
     opened = open_storage(url)
     click.echo(f"optuna-dashboard for {redact(url)} at http://{host}:{port}/ (Ctrl-C to stop)")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(
+            f"Warning: listening on {host}, so other machines can reach the dashboard; it has no login and "
+            "can edit studies (notes, attributes). Use --host 127.0.0.1 and an SSH tunnel instead.",
+            err=True,
+        )
     optuna_dashboard.run_server(opened, host=host, port=port)
 
 

@@ -4,13 +4,28 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.table import Table
 
 from tuner.cli.common import fmt_value, out, storage_option, storage_url, study_ref
-from tuner.results import best_trial, export_trials, list_studies, load_study, top_trials, trial_record
+from tuner.results import (
+    EXPORT_FORMATS,
+    best_trial,
+    export_parquet,
+    export_trials,
+    list_studies,
+    load_study,
+    pareto_front,
+    top_trials,
+    trial_record,
+)
 from tuner.storage import redact
+from tuner.targets import is_feasible
+
+if TYPE_CHECKING:
+    import optuna
 
 _SHOWN_ATTRS = ("val_std", "fit_seconds")
 
@@ -61,23 +76,69 @@ def show(study: str, storage: str | None, top: int) -> None:
         + ", ".join(f"{v} {k.lower()}" for k, v in counts.items() if v),
         highlight=False,
     )
+    refit = loaded.user_attrs.get("tuner:refit_model")
+    if isinstance(refit, dict):
+        console.print(f"Refit model (trial #{refit.get('trial')}): {refit.get('path')}", highlight=False)
     if not trials:
         console.print("No complete trials yet.")
         return
     params = sorted({p for t in trials for p in t.params})
+    objectives = _objective_names(loaded)
+    # Diagnostics that are not already an objective column: the metric itself (when the objective
+    # is penalised or a group score), the train − validation gap, the worst group's score.
+    extra = {
+        metric: "val_mean",
+        "gap": "gap",
+        "worst group": "worst_group_score" if "worst_group" not in objectives else "",
+    }
+    extra = {k: v for k, v in extra.items() if v and k not in objectives and any(v in t.user_attrs for t in trials)}
     table = Table(title=f"Top {len(trials)} trials")
-    for column in ("#", metric, "± std", "fit s", *params):
+    for column in ("#", *objectives, "± std", *extra, "flags", "fit s", *params):
         table.add_column(column, overflow="fold")
     for trial in trials:
-        fit = trial.user_attrs.get("fit_seconds")
+        attrs = trial.user_attrs
+        fit = attrs.get("fit_seconds")
         table.add_row(
             str(trial.number),
-            fmt_value(trial.value),
-            fmt_value(trial.user_attrs.get("val_std")),
+            *(fmt_value(v) for v in trial.values),
+            fmt_value(attrs.get("val_std")),
+            *(fmt_value(attrs.get(key)) for key in extra.values()),
+            _flags(trial),
             fmt_value(sum(fit) if isinstance(fit, list) else None),
             *(fmt_value(trial.params.get(p), none="None") if p in trial.params else "-" for p in params),
         )
     console.print(table)
+
+
+def _objective_names(study: optuna.Study) -> list[str]:
+    names = study.user_attrs.get("tuner:objectives")
+    if isinstance(names, list) and len(names) == len(study.directions):
+        return [str(n) for n in names]
+    metric = str(study.user_attrs.get("tuner:metric", "value"))
+    return [metric] if len(study.directions) == 1 else [f"value {i}" for i in range(len(study.directions))]
+
+
+def _flags(trial: optuna.trial.FrozenTrial) -> str:
+    flags = list(trial.user_attrs.get("flags") or [])
+    if not is_feasible(trial):
+        flags.append("infeasible")
+    return ", ".join(flags) or "-"
+
+
+def _diagnostics_lines(trial: optuna.trial.FrozenTrial) -> list[str]:
+    attrs = trial.user_attrs
+    lines = []
+    if "train_mean" in attrs:
+        lines.append(
+            f"  train {fmt_value(attrs.get('train_mean'))}, validation {fmt_value(attrs.get('val_mean'))}, "
+            f"gap {fmt_value(attrs.get('gap'))}; flags: {_flags(trial)}"
+        )
+    if "worst_group_score" in attrs:
+        lines.append(
+            f"  worst group {attrs.get('worst_group_name')!r}: {fmt_value(attrs.get('worst_group_score'))}, "
+            f"largest gap between groups {fmt_value(attrs.get('group_gap'))}"
+        )
+    return lines
 
 
 @click.command()
@@ -88,6 +149,9 @@ def best(study: str, storage: str | None, as_json: bool) -> None:
     """Print the best trial of STUDY (a study name or its spec file)."""
     name, url = study_ref(study, storage)
     loaded = load_study(name, url)
+    if len(loaded.directions) > 1:
+        _print_pareto(loaded, as_json)
+        return
     trial = best_trial(loaded)
     if as_json:
         record = trial_record(trial) if trial else None
@@ -103,21 +167,69 @@ def best(study: str, storage: str | None, as_json: bool) -> None:
     scores = trial.user_attrs.get("val_scores")
     if scores:
         click.echo("  fold scores: " + ", ".join(fmt_value(s) for s in scores))
+    for line in _diagnostics_lines(trial):
+        click.echo(line)
+
+
+def _print_pareto(study: optuna.Study, as_json: bool) -> None:
+    """Several objectives have no single best trial: print the Pareto front instead."""
+    front = pareto_front(study)
+    names = _objective_names(study)
+    if as_json:
+        records = [trial_record(t) for t in front]
+        payload = {"study": study.study_name, "objectives": names, "best_trial": None, "pareto_front": records}
+        click.echo(json.dumps(payload, indent=2, allow_nan=False))
+        return
+    if not front:
+        click.echo(f"Study {study.study_name} has no complete feasible trial yet.")
+        return
+    goals = ", ".join(f"{n} ({d.name.lower()})" for n, d in zip(names, study.directions, strict=True))
+    click.echo(f"Pareto front of {study.study_name}: {len(front)} trial(s) that no other trial beats on all of {goals}")
+    for trial in front:
+        values = ", ".join(f"{n} = {fmt_value(v)}" for n, v in zip(names, trial.values, strict=True))
+        click.echo(f"Trial #{trial.number}: {values}")
+        for key, value in trial.params.items():
+            click.echo(f"  {key} = {fmt_value(value, none='None')}")
+        for line in _diagnostics_lines(trial):
+            click.echo(line)
 
 
 @click.command()
 @click.argument("study")
 @storage_option
-@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
-@click.option("--out", "out_path", type=click.Path(path_type=Path), help="Write to this file instead of stdout.")
-def export(study: str, storage: str | None, fmt: str, out_path: Path | None) -> None:
-    """Export every trial of STUDY (params, values, user attributes, times) as CSV or JSON."""
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="csv", show_default=True)
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(path_type=Path),
+    help="File to write, or an existing folder (then <study>.<format> inside it). Default: stdout (csv/json).",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def export(study: str, storage: str | None, fmt: str, out_path: Path | None, force: bool) -> None:
+    """Export every trial of STUDY (params, values, user attributes, times) as CSV, JSON or Parquet.
+
+    Existing files are kept unless --force; a file named after the study stays inside the folder
+    given (a study name with '..' or a symlink leading out is refused).
+    """
+    from tuner.outputs import file_in, output_file
+
     name, url = study_ref(study, storage)
-    text = export_trials(load_study(name, url), fmt)
-    if out_path is None:
-        click.echo(text, nl=False)
-        return
-    out_path.write_text(text, encoding="utf-8")
+    if out_path is None and fmt == "parquet":
+        raise click.UsageError("--format parquet writes a binary file; give it a path with --out FILE.")
+    if out_path is not None:
+        out_path = (
+            file_in(out_path, f"{name}.{fmt}", force=force) if out_path.is_dir() else output_file(out_path, force=force)
+        )
+    loaded = load_study(name, url)
+    if fmt == "parquet":
+        assert out_path is not None
+        export_parquet(loaded, out_path)
+    else:
+        text = export_trials(loaded, fmt)
+        if out_path is None:
+            click.echo(text, nl=False)
+            return
+        out_path.write_text(text, encoding="utf-8")
     click.echo(f"Wrote {out_path}", err=True)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from tuner.cli.common import STORAGE_ENV, fmt_value, out, storage_url
+from tuner.cli.common import STORAGE_ENV, fmt_value, out, storage_file_option, storage_url, storage_value
 from tuner.runner import StudyInterrupted, StudyResult, run_study
 from tuner.storage import redact
 
@@ -18,9 +18,22 @@ from tuner.storage import redact
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds for this run.")
 @click.option("--seed", type=int, help="Study seed (overrides `seed`).")
 @click.option("--storage", metavar="URL|PATH", help=f"Optuna storage URL or file (default: spec's, or ${STORAGE_ENV}).")
+@storage_file_option
 @click.option("--study-name", help="Study name (overrides `name`).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE", help="Override a spec field; repeatable.")
 @click.option("--allow-space-change", is_flag=True, help="Resume even though the search space changed.")
+@click.option(
+    "--jobs",
+    "-j",
+    "n_jobs",
+    type=click.IntRange(min=1),
+    help="Worker processes on this machine, sharing the budget (overrides budget.n_jobs).",
+)
+@click.option(
+    "--dask",
+    metavar="local|tcp://HOST:PORT",
+    help="Run the workers as tasks on a Dask cluster; `local` starts one here with --jobs workers.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 def run(
     spec: Path,
@@ -28,15 +41,17 @@ def run(
     timeout: float | None,
     seed: int | None,
     storage: str | None,
+    storage_file: Path | None,
     study_name: str | None,
     overrides: tuple[str, ...],
     allow_space_change: bool,
+    n_jobs: int | None,
+    dask: str | None,
     quiet: bool,
 ) -> None:
     """Run the study in SPEC, or resume it: completed trials count towards the budget."""
-    import os
-
-    url = storage_url(storage) if storage or os.environ.get(STORAGE_ENV) else None
+    value = storage_value(storage, storage_file)
+    url = storage_url(value) if value else None
     try:
         result = run_study(
             spec,
@@ -47,13 +62,15 @@ def run(
             study_name=study_name,
             overrides=overrides,
             allow_space_change=allow_space_change,
+            n_jobs=n_jobs,
+            dask=dask,
             progress=not quiet,
         )
     except StudyInterrupted as stop:
         _summary(stop.result, spec)
         done = stop.result.counts()
         click.echo(
-            f"Interrupted: {done['complete']} complete trials are stored and the running trial was marked as "
+            f"Interrupted: {done['complete']} complete trials are stored and any running trial was marked as "
             f"interrupted. Resume with: tuner run {spec}" + (f" --study-name {study_name}" if study_name else ""),
             err=True,
         )
@@ -75,9 +92,10 @@ def _summary(result: StudyResult, spec: Path) -> None:
         console.print("The study had already reached its budget; raise --n-trials to run more.")
     best = result.best_trial
     if best is None:
-        console.print("No complete trial yet.")
+        console.print(_no_best(result, spec), highlight=False)
         return
-    metric = result.study.user_attrs.get("tuner:metric", "value")
+    # The objective's label ("worst_group", "roc_auc − 0.5×gap"), which is the metric by default.
+    metric = (result.study.user_attrs.get("tuner:objectives") or [result.study.user_attrs.get("tuner:metric")])[0]
     spread = best.user_attrs.get("val_std")
     spread_text = f" ± {fmt_value(spread)}" if spread is not None else ""
     console.print(f"Best trial #{best.number}: {metric} = {fmt_value(best.value)}{spread_text}", highlight=False)
@@ -86,18 +104,30 @@ def _summary(result: StudyResult, spec: Path) -> None:
     console.print(f"Next: tuner show {spec}   |   tuner dashboard --storage {spec}", highlight=False)
 
 
+def _no_best(result: StudyResult, spec: Path) -> str:
+    from tuner.results import pareto_front
+
+    front = pareto_front(result.study)
+    if front:
+        return f"{len(front)} trial(s) on the Pareto front (several objectives, no single best); see: tuner best {spec}"
+    if result.counts()["complete"]:
+        return "No complete trial meets the constraints yet."
+    return "No complete trial yet."
+
+
 @click.command()
 @click.argument("spec", type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE", help="Override a spec field; repeatable.")
 def validate(spec: Path, overrides: tuple[str, ...]) -> None:
     """Check SPEC and its data without running a trial or touching the storage."""
     from tuner import space as space_mod
-    from tuner.objectives import build_context
+    from tuner.objectives import build_context, make_objective
     from tuner.spec import load_spec
     from tuner.splits import resolve_scheme
 
     loaded = load_spec(spec, overrides=overrides)
     ctx = build_context(loaded)
+    make_objective(ctx)  # imports a custom `objective:` so a bad path fails here, not at the first trial
     console = out()
     data = ctx.dataset
     console.print(f"{spec}: valid. Study {loaded.name!r}, model {loaded.model!r}, metric {ctx.metric.name!r}.")

@@ -9,9 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from tuner.early_stopping import IterationHook
 from tuner.errors import CatalogError, unknown_name
 from tuner.metrics import Task
-from tuner.spec import ParamSpec
+from tuner.spec import ParamSpec, expand_shorthand
 
 Factory = Callable[..., Any]
 
@@ -46,6 +49,10 @@ class ModelEntry:
     scale: bool = False
     handles_missing: bool = False
     requires: str | None = None
+    # Fidelity hook: the boosting-iteration parameter and how its library stops early.
+    iterations: IterationHook | None = None
+    # Known-good configurations tried first by a new study (see tuner.warmstart).
+    starts: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def tasks(self) -> tuple[Task, ...]:
@@ -75,6 +82,12 @@ class ModelEntry:
         """An unfitted estimator for ``params`` (scaled first when the model needs it)."""
         estimator = self.factory(task)(**params)
         _fill_defaults(estimator, seed=seed, n_jobs=n_jobs, proba=proba)
+        if proba and not hasattr(estimator, "predict_proba"):
+            # scikit-learn 1.9 deprecated SVC(probability=True) for this wrapper (same Platt
+            # scaling on internal folds); it also gives probabilities to any other margin model.
+            from sklearn.calibration import CalibratedClassifierCV
+
+            estimator = CalibratedClassifierCV(estimator, ensemble=False)
         if self.scale:
             from sklearn.pipeline import make_pipeline
             from sklearn.preprocessing import StandardScaler
@@ -109,8 +122,8 @@ def register_model(
     *,
     classifier: Factory | None = None,
     regressor: Factory | None = None,
-    space: Mapping[str, ParamSpec | Mapping[str, Any]] | None = None,
-    regressor_space: Mapping[str, ParamSpec | Mapping[str, Any]] | None = None,
+    space: Mapping[str, Any] | None = None,
+    regressor_space: Mapping[str, Any] | None = None,
     description: str = "",
     scale: bool = False,
     handles_missing: bool = False,
@@ -122,7 +135,8 @@ def register_model(
         classifier: Factory for classification, called with the trial's params as keywords.
         regressor: Factory for regression.
         space: Default search space (used for both tasks unless ``regressor_space`` is given).
-            Values are :class:`~tuner.spec.ParamSpec` or the same mappings a spec file uses.
+            Values are :class:`~tuner.spec.ParamSpec` or what a spec file takes (mappings, a
+            list for categorical choices, a scalar for a fixed value).
         regressor_space: Default space for the regressor when it differs.
         description: One line shown by ``tuner models``.
         scale: Put a StandardScaler in front of the model.
@@ -135,14 +149,14 @@ def register_model(
     """
     if classifier is None and regressor is None:
         raise CatalogError(f"register_model({name!r}): give a `classifier` or a `regressor` factory (or both).")
-    cls_space = _as_space(space or {})
+    cls_space = _as_space(name, space or {})
     entry = ModelEntry(
         name=name,
         description=description,
         classifier=classifier,
         regressor=regressor,
         classifier_space=cls_space,
-        regressor_space=_as_space(regressor_space) if regressor_space is not None else cls_space,
+        regressor_space=_as_space(name, regressor_space) if regressor_space is not None else cls_space,
         scale=scale,
         handles_missing=handles_missing,
     )
@@ -150,8 +164,18 @@ def register_model(
     return entry
 
 
-def _as_space(space: Mapping[str, ParamSpec | Mapping[str, Any]]) -> dict[str, ParamSpec]:
-    return {k: v if isinstance(v, ParamSpec) else ParamSpec.model_validate(v) for k, v in space.items()}
+def _as_space(name: str, space: Mapping[str, Any]) -> dict[str, ParamSpec]:
+    out: dict[str, ParamSpec] = {}
+    for key, value in space.items():
+        try:
+            out[key] = ParamSpec.model_validate(expand_shorthand(value))
+        except ValidationError as exc:
+            problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+            raise CatalogError(
+                f"register_model({name!r}): space parameter {key!r} is invalid ({problems}). Use a ParamSpec or "
+                "the mapping a spec file uses, e.g. {'type': 'float', 'low': 0.1, 'high': 1}."
+            ) from None
+    return out
 
 
 def add_entry(entry: ModelEntry) -> None:

@@ -1,0 +1,110 @@
+"""Crashes: a worker killed mid-trial, a stale heartbeat, a peer failing a trial, zombie repair."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+import tuner
+from faults.support import kill_and_resume_checks, make_study, running_by, tuner_process, wait_for
+from tuner.storage import Heartbeat, heartbeat_thread, mark_worker, open_storage
+
+REMOTE = {"host": "elsewhere", "pid": 1}  # a worker on another machine
+
+
+@pytest.mark.parametrize("storage", ["tuner.db", "study.log"], ids=["sqlite", "journal"])
+def test_kill_9_mid_trial_then_resume_retries_the_trial_once(tmp_path, storage):
+    study = make_study(tmp_path, "stall", n_trials=5, storage=storage)
+    worker = tuner_process("worker", str(study.spec))
+    try:
+        wait_for(lambda: [t.number for t in running_by(study, worker.pid)] == [2], what="trial 2 running")
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)
+    finally:
+        worker.kill()
+        worker.communicate()
+    before = study.trials()
+    killed = [t for t in before if t.state == TrialState.RUNNING]
+    assert len(killed) == 1, "the kill left exactly one trial RUNNING"
+    complete = {t.number: t.value for t in before if t.state == TrialState.COMPLETE}
+
+    result = tuner.run_study(study.spec)  # reaps the dead worker's trial at start, then finishes the budget
+    assert result.ran >= 1
+    kill_and_resume_checks(study, complete, killed[0].number, n_trials=5)
+
+
+@pytest.mark.parametrize("storage", ["tuner.db", "study.log"], ids=["sqlite", "journal"])
+def test_stale_heartbeat_of_a_remote_worker_fails_and_retries_its_trial(tmp_path, storage):
+    heartbeat = Heartbeat(interval=1, grace=2)
+    study = make_study(tmp_path, "fast", n_trials=3, storage=storage)
+    tuner.run_study(study.spec, n_trials=1, heartbeat=heartbeat)
+    # A worker on another machine takes a trial, beats once, then goes silent (its machine died).
+    loaded = optuna.load_study(study_name=study.name, storage=open_storage(study.url, heartbeat=heartbeat))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna: "Heartbeat of storage is supposed to be used with Study.optimize"
+        trial = loaded.ask()
+    trial.suggest_float("x", 0, 1)
+    mark_worker(loaded._storage, trial._trial_id, REMOTE)
+    with heartbeat_thread(loaded._storage, trial._trial_id, heartbeat, worker=REMOTE):
+        pass
+    time.sleep(heartbeat.grace + 1.5)
+
+    tuner.run_study(study.spec, heartbeat=heartbeat)
+    trials = study.trials()
+    lost = trials[trial.number]
+    assert lost.state == TrialState.FAIL and lost.user_attrs["lost"] is True
+    assert "no heartbeat" in lost.user_attrs["error"]
+    retry = [t for t in trials if t.system_attrs.get("failed_trial") == trial.number]
+    assert len(retry) == 1 and retry[0].params == lost.params and retry[0].state == TrialState.COMPLETE
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 3
+
+
+def test_a_worker_whose_trial_a_peer_failed_logs_result_discarded_and_goes_on(tmp_path, caplog):
+    study = make_study(tmp_path, "peer_fails_me", n_trials=4)
+    with caplog.at_level(logging.WARNING, logger="tuner"):
+        result = tuner.run_study(study.spec)
+    assert "trial 1: result discarded" in caplog.text
+    trials = study.trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
+    assert result.ran == 3
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_doctor_lists_zombies_and_repair_fails_and_requeues_them(tmp_path, run_cli):
+    study = make_study(tmp_path, "fast", n_trials=3)
+    tuner.run_study(study.spec, n_trials=1)
+    loaded = optuna.load_study(study_name=study.name, storage=open_storage(study.url))
+    zombie = loaded.ask()
+    zombie.suggest_float("x", 0, 1)
+    import socket
+
+    mark_worker(loaded._storage, zombie._trial_id, {"host": socket.gethostname(), "pid": _dead_pid()})
+
+    listed = run_cli("doctor", study.spec)
+    assert listed.code == 1
+    assert "journal_mode=wal" in listed.out
+    assert "dead" in listed.out and "1 zombie trial(s): #1" in listed.out
+    assert study.trials()[1].state == TrialState.RUNNING, "without --repair nothing changes"
+
+    repaired = run_cli("doctor", study.spec, "--repair")
+    assert repaired.code == 0, repaired.out
+    trials = study.trials()
+    assert trials[1].state == TrialState.FAIL and "is gone" in trials[1].user_attrs["error"]
+    assert trials[2].state == TrialState.WAITING and trials[2].params == trials[1].params
+    assert run_cli("doctor", study.spec).code == 0
+    tuner.run_study(study.spec)
+    assert study.states() == {"COMPLETE": 3, "FAIL": 1}

@@ -1,0 +1,94 @@
+"""Ctrl-C in a parallel run, objective failures across workers, unreachable storages, Dask."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+
+import pytest
+from optuna.trial import TrialState
+
+import tuner
+from faults.support import check_contiguous, make_study, tuner_process, wait_for
+from tuner.runner import TooManyFailures
+
+
+def test_ctrl_c_stops_every_worker_and_leaves_no_running_trial(tmp_path):
+    study = make_study(tmp_path, "slow", n_trials=10)
+    run = tuner_process("run", str(study.spec), "--jobs", "2", new_session=True)  # its own group, like a terminal
+    try:
+        wait_for(
+            lambda: study.states().get("COMPLETE", 0) >= 1 and study.states().get("RUNNING", 0) == 2,
+            what="both workers running a trial",
+        )
+        os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the parent and its workers
+        _out, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.communicate()
+    assert run.returncode == 130, err
+    assert "Traceback" not in err and "Resume with: tuner run" in err
+    after = study.trials()
+    assert not [t for t in after if t.state == TrialState.RUNNING]
+    stopped = [t for t in after if t.state == TrialState.FAIL]
+    assert stopped and all(t.user_attrs.get("interrupted") for t in stopped)
+    kept = {t.number: t.value for t in after if t.state == TrialState.COMPLETE}
+
+    tuner.run_study(study.spec)
+    final = study.trials()
+    check_contiguous(final)
+    complete = [t for t in final if t.state == TrialState.COMPLETE]
+    assert len(complete) == 10
+    assert {t.number: t.value for t in complete if t.number in kept} == kept
+
+
+def test_objective_errors_nan_inf_and_none_fail_their_trial_and_the_study_goes_on(tmp_path, run_cli):
+    study = make_study(tmp_path, "flaky", n_trials=15)
+    result = tuner.run_study(study.spec, n_jobs=2)
+    trials = study.trials()
+    assert len(trials) == 15 and result.ran == 15
+    errors = {t.number % 5: t.user_attrs.get("error", "") for t in trials if t.state == TrialState.FAIL}
+    assert errors[0].startswith("ValueError: bad input in trial")
+    assert "None" in errors[1] and "nan" in errors[2] and "inf" in errors[3]
+    assert {t.number % 5 for t in trials if t.state == TrialState.COMPLETE} == {4}
+    best = json.loads(run_cli("best", study.spec, "--json").out)["best_trial"]
+    assert math.isfinite(best["value"])
+    exported = json.loads(run_cli("export", study.spec, "--format", "json").out)["trials"]
+    assert all(t["value"] is None or math.isfinite(t["value"]) for t in exported)
+
+
+def test_max_failures_in_a_row_across_workers_stops_with_the_first_error(tmp_path, run_cli):
+    study = make_study(tmp_path, "broken", n_trials=100, budget={"max_failures": 4})
+    with pytest.raises(TooManyFailures, match=r"4 trials in a row failed.*RuntimeError: broken \d"):
+        tuner.run_study(study.spec, n_jobs=2)
+    ran = len(study.trials())
+    # The parent's guard sees every worker's trials; each worker also stops at its own streak of 4.
+    assert 4 <= ran <= 2 * 4, "workers stop once the guard trips"
+    assert not [t for t in study.trials() if t.state == TrialState.RUNNING]
+    cli = run_cli("run", study.spec, "--jobs", "2", "-q")
+    assert cli.code == 2 and "in a row failed" in cli.err and "Traceback" not in cli.err
+
+
+def test_unreachable_storage_is_a_clear_error_without_the_password(tmp_path, run_cli):
+    study = make_study(tmp_path, "fast", n_trials=4)
+    secret = "hunter2-do-not-print"
+    url_file = tmp_path / "storage.url"
+    url_file.write_text(f"postgresql://tuner:{secret}@127.0.0.1:9/nowhere\n")
+    result = run_cli("run", study.spec, "--storage-file", url_file, "--jobs", "2", "-q")
+    assert result.code == 2
+    assert "cannot open storage postgresql://tuner:***@127.0.0.1:9/nowhere" in result.err
+    assert secret not in result.err + result.out and "Traceback" not in result.err
+
+
+def test_dask_local_cluster_with_two_workers_reaches_the_budget(tmp_path, run_cli):
+    pytest.importorskip("distributed")
+    study = make_study(tmp_path, "fast", n_trials=12)
+    result = run_cli("run", study.spec, "--dask", "local", "--jobs", "2", "-q")
+    assert result.code == 0, result.err
+    trials = study.trials()
+    check_contiguous(trials)
+    assert len(trials) == 12 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert "ran 12 trial(s) now" in result.out

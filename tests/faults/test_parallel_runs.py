@@ -1,0 +1,45 @@
+"""Worker processes on one SQLite file or journal: no lock errors, a global budget, distinct seeds."""
+
+from __future__ import annotations
+
+import pytest
+from optuna.trial import TrialState
+
+import tuner
+from faults.support import check_contiguous, make_study
+
+
+@pytest.mark.parametrize("n_jobs", [2, 4])
+def test_processes_share_one_fresh_sqlite_file_without_lock_errors(tmp_path, n_jobs):
+    study = make_study(tmp_path, "fast", n_trials=200)
+    result = tuner.run_study(study.spec, n_jobs=n_jobs)
+    trials = study.trials()
+    assert len(trials) == 200, "local workers share a gate, so the budget is met exactly"
+    check_contiguous(trials)
+    assert all(t.state == TrialState.COMPLETE for t in trials), {t.number: t.user_attrs for t in trials if t.user_attrs}
+    assert result.ran == 200
+    workers = {t.system_attrs["tuner:worker"]["pid"] for t in trials}
+    assert len(workers) == n_jobs, "every worker process ran trials"
+
+
+def test_workers_seed_their_samplers_differently(tmp_path):
+    study = make_study(tmp_path, "slow", n_trials=6, storage="study.log")
+    tuner.run_study(study.spec, n_jobs=2)
+    trials = study.trials()
+    assert len(trials) == 6
+    firsts: dict[int, float] = {}
+    for trial in sorted(trials, key=lambda t: t.number):
+        firsts.setdefault(trial.system_attrs["tuner:worker"]["pid"], trial.params["x"])
+    assert len(firsts) == 2 and len(set(firsts.values())) == 2, "two workers proposed the same first trial"
+
+
+def test_budget_is_global_across_workers_and_reruns(tmp_path):
+    study = make_study(tmp_path, "fast", n_trials=10, budget={"n_jobs": 2})
+    first = tuner.run_study(study.spec)
+    assert first.ran == 10
+    second = tuner.run_study(study.spec, n_trials=16)
+    assert second.ran == 6
+    trials = study.trials()
+    check_contiguous(trials)
+    assert len(trials) == 16 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert tuner.run_study(study.spec, n_trials=16).ran == 0

@@ -1,0 +1,43 @@
+"""Storage URLs: passwords redacted everywhere, URLs read from files, pickling checked up front."""
+
+from __future__ import annotations
+
+import pytest
+
+import tuner
+from faults.support import make_study
+from tuner.errors import StorageError, TunerError
+from tuner.storage import read_url_file, redact
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://alice:pw@db:5432/tuner", "postgresql://alice:***@db:5432/tuner"),
+        ("postgresql://alice:p@ss/w0rd@db/tuner", "postgresql://alice:***@db/tuner"),
+        ("mysql+pymysql://root@127.0.0.1/test", "mysql+pymysql://root@127.0.0.1/test"),
+        ("redis://:pw@cache:6379/0?prefix=a", "redis://:***@cache:6379/0?prefix=a"),
+        ("postgresql://db/tuner?user=a&password=pw", "postgresql://db/tuner?user=a&password=***"),
+        ("sqlite:////home/a@b/tuner.db", "sqlite:////home/a@b/tuner.db"),
+    ],
+)
+def test_redact_hides_every_password(url, shown):
+    assert redact(url) == shown
+
+
+def test_the_url_file_gives_its_first_url_and_bad_files_are_clear_errors(tmp_path):
+    path = tmp_path / "url"
+    path.write_text("# team database\n\n  postgresql://u:pw@db/x  \n")
+    assert read_url_file(path) == "postgresql://u:pw@db/x"
+    path.write_text("# only a comment\n")
+    with pytest.raises(StorageError, match="holds no storage URL"):
+        read_url_file(path)
+    with pytest.raises(StorageError, match="cannot read the storage URL"):
+        read_url_file(tmp_path / "missing")
+
+
+def test_an_objective_worker_processes_cannot_import_is_refused_before_any_trial(tmp_path):
+    study = make_study(tmp_path, "fast", n_trials=4)
+    with pytest.raises(TunerError, match="module-level function"):
+        tuner.run_study(study.spec, n_jobs=2, objective=lambda trial, ctx: trial.suggest_float("x", 0, 1))
+    assert study.trials() == []

@@ -1,0 +1,176 @@
+"""Fold-level and multi-fidelity pruning: a clearly bad configuration stops after the first folds
+(or the lowest fidelity), a good one runs to the end; fold order; pruner options from the spec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+import tuner
+from tuner.errors import SpecError
+from tuner.fidelity import levels
+from tuner.fold_order import order_folds
+from tuner.models import registry
+from tuner.models.registry import ModelEntry, cat
+from tuner.samplers import build_pruner
+from tuner.spec import PrunerSpec
+
+
+class GoodOrBad(ClassifierMixin, BaseEstimator):
+    """A real model for "good", a coin flip for "bad": the gap is far beyond fold-to-fold noise."""
+
+    def __init__(self, quality: str = "good") -> None:
+        self.quality = quality
+
+    def fit(self, X: object, y: object) -> GoodOrBad:
+        from sklearn.dummy import DummyClassifier
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        good = make_pipeline(StandardScaler(), LogisticRegression())
+        self.model_ = good if self.quality == "good" else DummyClassifier(strategy="uniform", random_state=0)
+        self.model_.fit(X, y)
+        self.classes_ = self.model_.classes_
+        return self
+
+    def predict(self, X: object) -> object:
+        return self.model_.predict(X)
+
+
+@pytest.fixture(autouse=True)
+def _catalog_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Registered for this test only, so catalog-wide tests elsewhere never see it.
+    entry = ModelEntry(
+        name="good_or_bad",
+        description="test model",
+        classifier=GoodOrBad,
+        classifier_space={"quality": cat("good", "bad")},
+    )
+    monkeypatch.setitem(registry._REGISTRY, entry.name, entry)
+
+
+def _run(write_spec, changes: dict, qualities: list[str]) -> list[optuna.trial.FrozenTrial]:
+    """Run the study with these qualities enqueued in this order; returns its trials."""
+    spec = write_spec({"model": "good_or_bad", "metric": "accuracy", **changes})
+    url = f"sqlite:///{Path(spec).parent / 'tuner.db'}"
+    study = optuna.create_study(study_name="tiny", storage=url, direction="maximize")
+    for quality in qualities:
+        study.enqueue_trial({"quality": quality})
+    tuner.run_study(spec, n_trials=len(qualities))
+    return optuna.load_study(study_name="tiny", storage=url).get_trials()
+
+
+@pytest.mark.parametrize("pruner", ["median", "percentile"])
+def test_a_bad_configuration_is_pruned_after_the_first_fold_and_a_good_one_is_not(write_spec, pruner):
+    trials = _run(write_spec, {"pruner": pruner, "cv": {"folds": 4}}, ["good"] * 5 + ["bad", "good"])
+    bad, good = trials[5], trials[6]
+    assert bad.params == {"quality": "bad"} and bad.state == TrialState.PRUNED
+    assert len(bad.user_attrs["val_scores"]) == 1  # one fold fitted out of four
+    assert good.state == TrialState.COMPLETE and len(good.user_attrs["val_scores"]) == 4
+
+
+def test_the_default_pruner_prunes_a_bad_configuration_early(write_spec):
+    trials = _run(write_spec, {"pruner": None, "cv": {"folds": 4}}, ["good"] * 5 + ["bad", "good"])
+    assert trials[5].state == TrialState.PRUNED and len(trials[5].user_attrs["val_scores"]) < 4
+    assert trials[6].state == TrialState.COMPLETE
+
+
+def test_wilcoxon_compares_fold_by_fold_and_prunes_before_the_last_fold(write_spec):
+    trials = _run(write_spec, {"pruner": "wilcoxon", "cv": {"folds": 6}}, ["good", "bad", "good"])
+    bad = trials[1]
+    assert bad.state == TrialState.PRUNED and len(bad.user_attrs["val_scores"]) < 6
+    # Per-fold values, not running means, are reported to the paired test.
+    assert list(bad.intermediate_values.values()) == bad.user_attrs["val_scores"]
+    assert trials[2].state == TrialState.COMPLETE
+
+
+def test_without_a_pruner_every_fold_runs(write_spec):
+    trials = _run(write_spec, {"pruner": "none", "cv": {"folds": 3}}, ["good"] * 5 + ["bad"])
+    assert all(t.state == TrialState.COMPLETE and len(t.user_attrs["val_scores"]) == 3 for t in trials)
+
+
+def test_row_fidelity_screens_out_a_bad_configuration_on_a_ninth_of_the_rows(write_spec):
+    pruner = {"name": "successive_halving", "fidelity": "rows"}
+    trials = _run(write_spec, {"pruner": pruner, "cv": {"folds": 3}}, ["good"] * 3 + ["bad", "good"])
+    bad, good = trials[3], trials[4]
+    assert bad.state == TrialState.PRUNED
+    assert list(bad.user_attrs["fidelity_scores"]) == ["11"] and "val_scores" not in bad.user_attrs
+    assert good.state == TrialState.COMPLETE
+    assert list(good.user_attrs["fidelity_scores"]) == ["11", "33"] and len(good.user_attrs["val_scores"]) == 3
+    assert sorted(good.intermediate_values) == [11, 33]  # fidelity levels, not folds
+
+
+def test_iteration_fidelity_cuts_the_boosting_rounds(write_spec):
+    space = {"n_estimators": 90, "learning_rate": {"type": "float", "low": 0.05, "high": 0.3}, "max_depth": 2}
+    changes = {
+        "model": "xgboost",
+        "space": space,
+        "pruner": {"name": "hyperband", "fidelity": "iterations"},
+        "budget": {"n_trials": 3},
+    }
+    spec = write_spec(changes)
+    result = tuner.run_study(spec)
+    first = result.study.trials[0]
+    assert set(first.user_attrs["fidelity_scores"]) == {"11", "33"}
+    assert sorted(first.intermediate_values) == [11, 33]
+
+
+def test_levels_follow_the_pruner_geometry():
+    assert levels(PrunerSpec(name="hyperband", fidelity="rows")) == [11, 33]
+    geometry = {"min_resource": 4, "reduction_factor": 4}
+    assert levels(PrunerSpec(name="hyperband", fidelity="rows", options=geometry)) == [4, 16]
+    pruner = build_pruner(PrunerSpec(name="hyperband", fidelity="rows"), label="t")
+    assert pruner._min_resource == 11 and pruner._max_resource == 100
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"pruner": {"name": "median", "fidelity": "rows"}}, "needs a multi-fidelity pruner"),
+        ({"pruner": {"name": "hyperband", "fidelity": "iterations"}}, "`iterations` needs a boosting model"),
+        ({"pruner": {"name": "hyperband", "fidelity": "sizes"}}, "fidelity"),
+        (
+            {"pruner": {"name": "hyperband", "fidelity": "rows", "options": {"min_resource": 60}}},
+            "leaves no level below 100%",
+        ),
+    ],
+)
+def test_bad_fidelity_settings_are_refused_before_any_trial(write_spec, changes, message):
+    with pytest.raises(SpecError, match=message):
+        tuner.run_study(write_spec(changes))
+
+
+def _split(train: range, val: range) -> tuple[np.ndarray, np.ndarray]:
+    return np.array(train), np.array(val)
+
+
+def test_time_series_folds_run_latest_first():
+    splits = [
+        _split(range(0, 10), range(10, 20)),
+        _split(range(0, 20), range(20, 30)),
+        _split(range(0, 30), range(30, 40)),
+    ]
+    ordered = order_folds(splits, "timeseries")
+    assert [int(v[0]) for _, v in ordered] == [30, 20, 10]
+
+
+def test_uneven_folds_run_largest_validation_first_and_equal_folds_keep_their_order():
+    uneven = [_split(range(0, 5), range(5, 8)), _split(range(0, 3), range(3, 8)), _split(range(0, 4), range(4, 8))]
+    assert [len(v) for _, v in order_folds(uneven, "group")] == [5, 4, 3]
+    equal = [_split(range(i, i + 2), range(10 + i, 12 + i)) for i in range(3)]
+    assert [int(t[0]) for t, _ in order_folds(equal, "kfold")] == [0, 1, 2]
+
+
+def test_the_study_uses_the_reordered_folds(write_spec):
+    spec = tuner.load_spec(write_spec({"cv": {"scheme": "timeseries", "folds": 3}, "data": {"task": "classification"}}))
+    from tuner.objectives import build_context
+
+    context = build_context(spec)
+    ends = [int(train.max()) for train, _ in context.splits]
+    assert ends == sorted(ends, reverse=True)

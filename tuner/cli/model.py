@@ -1,0 +1,73 @@
+"""``tuner refit`` and ``tuner predict``: from the best trial to a model file, and back to predictions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tuner.cli.common import fmt_value, out, storage_option
+from tuner.cli.report import locate
+
+
+@click.command()
+@click.argument("study")
+@storage_option
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(path_type=Path),
+    help="Model file (joblib). Default: <study>.joblib in the current folder. The card goes next to it.",
+)
+@click.option("--trial", type=click.IntRange(min=0), help="Refit this trial (required for multi-objective studies).")
+@click.option("--force", is_flag=True, help="Overwrite an existing model and card.")
+def refit(study: str, storage: str | None, out_path: Path | None, trial: int | None, force: bool) -> None:
+    """Fit the best configuration of STUDY on all tuning rows, score the held-out rows, save model + card.
+
+    STUDY is a spec file, a study name on --storage, or NAME@STORAGE.
+    """
+    from tuner.outputs import file_in
+    from tuner.refit import refit_best
+
+    name, url = locate(study, storage)
+    target = out_path if out_path is not None else file_in(Path.cwd(), f"{name}.joblib", force=force)
+    is_spec = Path(study).suffix in (".yaml", ".yml")
+    result = refit_best(study if is_spec else name, out=target, storage=url, trial=trial, force=force)
+    card = result.card
+    console = out()
+    cv = card["cv"]
+    console.print(
+        f"Refit trial #{card['study']['trial']} of {name} ({card['model']}): CV {cv['metric']} = "
+        f"{fmt_value(cv['mean'])} ± {fmt_value(cv['std'])} over {cv['folds']} folds, "
+        f"fitted on {card['data']['tuning_rows']} rows.",
+        highlight=False,
+    )
+    if card.get("iterations"):
+        it = card["iterations"]
+        console.print(f"  {it['param']} = {it['value']} (mean best iteration of the folds)", highlight=False)
+    if card["test"]:
+        test = card["test"]
+        console.print(f"  held-out test {test['metric']} = {fmt_value(test['score'])} on {test['rows']} rows")
+    else:
+        console.print("  no held-out test rows (set `cv.holdout_test` in the spec to keep some out of tuning)")
+    console.print(f"Wrote {result.model_path} and {result.card_path}", highlight=False)
+
+
+@click.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("--out", "out_path", type=click.Path(path_type=Path), help="CSV to write (default: stdout).")
+@click.option("--card", "card_path", type=click.Path(path_type=Path), help="Model card (default: next to MODEL).")
+@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+def predict(model: Path, data: Path, out_path: Path | None, card_path: Path | None, force: bool) -> None:
+    """Predict the rows of DATA (CSV/Parquet) with MODEL, after checking its card's SHA-256 and the columns."""
+    from tuner.refit import predict_file
+
+    predictions = predict_file(model, data, out=out_path, card_path=card_path, force=force)
+    if out_path is None:
+        click.echo(predictions.to_csv(index=False), nl=False)
+    else:
+        click.echo(f"Wrote {len(predictions)} predictions to {out_path}", err=True)
+
+
+COMMANDS = [refit, predict]

@@ -1,0 +1,86 @@
+"""``tuner compare`` and ``tuner report``: studies side by side, and one study as an HTML page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tuner.cli.common import out, storage_option, storage_url, study_ref
+from tuner.report import COMPARE_FORMATS
+from tuner.results import split_ref
+
+_SPEC_SUFFIXES = (".yaml", ".yml")
+
+
+def locate(ref: str, storage: str | None) -> tuple[str, str]:
+    """A STUDY argument → ``(name, url)``: a spec file, ``name@storage``, or a name on --storage."""
+    if Path(ref).suffix in _SPEC_SUFFIXES:
+        return study_ref(ref, storage)
+    name, where = split_ref(ref)
+    if where is not None:
+        return name, storage_url(where)
+    return study_ref(ref, storage)
+
+
+@click.command()
+@click.argument("studies", nargs=-1, required=True, metavar="STUDY...")
+@storage_option
+@click.option("--format", "fmt", type=click.Choice(COMPARE_FORMATS), default="table", show_default=True)
+def compare(studies: tuple[str, ...], storage: str | None, fmt: str) -> None:
+    """Compare studies: model, data, metric, trials, best ± fold spread, params, gap, time.
+
+    Each STUDY is a spec file, a study name on --storage, or NAME@STORAGE (a URL, a .db/.log
+    file, a folder holding tuner.db, or a spec file), so studies from different storages can be
+    compared in one table.
+    """
+    from tuner.report import compare_snapshots, comparison_table, format_comparison
+    from tuner.results import read_study
+
+    rows = compare_snapshots(read_study(*locate(ref, storage)) for ref in studies)
+    if fmt == "table":
+        console = out()
+        if not console.is_terminal:
+            # Pipes and CI logs get rich's 80 columns by default; 11 columns need more to stay legible.
+            console.width = max(console.width, 200)
+        console.print(comparison_table(rows))
+    else:
+        click.echo(format_comparison(rows, fmt), nl=False)
+
+
+@click.command()
+@click.argument("study")
+@storage_option
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(path_type=Path),
+    help="HTML file to write. Default: <study>-report.html in the current folder.",
+)
+@click.option(
+    "--png", "png_dir", type=click.Path(path_type=Path), help="Also write one PNG per chart into this folder."
+)
+@click.option("--force", is_flag=True, help="Overwrite existing files.")
+def report(study: str, storage: str | None, out_path: Path | None, png_dir: Path | None, force: bool) -> None:
+    """Write a self-contained HTML report of STUDY (opens offline): history, importances, slices, diagnostics.
+
+    PNG images (--png) need kaleido and a Chrome/Chromium on this machine.
+    """
+    from tuner.outputs import file_in
+    from tuner.report import write_report
+    from tuner.results import read_study
+
+    name, url = locate(study, storage)
+    snap = read_study(name, url)
+    target = out_path if out_path is not None else file_in(Path.cwd(), f"{name}-report.html", force=force)
+    if png_dir is not None:
+        png_dir.mkdir(parents=True, exist_ok=True)
+    content = write_report(snap, target, png_dir=png_dir, force=force)
+    click.echo(f"Wrote {target} ({len(content.plots)} charts)", err=True)
+    if png_dir is not None:
+        click.echo(f"Wrote {len(content.plots)} PNG files into {png_dir}", err=True)
+    for title, reason in sorted(content.skipped.items()):
+        click.echo(f"  not shown: {title} ({reason})", err=True)
+
+
+COMMANDS = [compare, report]

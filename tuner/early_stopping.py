@@ -1,0 +1,249 @@
+"""Early stopping of boosting models inside one CV fold, and the best iteration count it finds.
+
+A boosting model trains up to its iteration cap (``n_estimators`` / ``max_iter``) but stops once
+its loss on a *split of the fold's training rows* has not improved for ``early_stopping.rounds``
+iterations. The fold's validation rows are never used for stopping: stopping on them would pick
+the iteration count that scores best on the very rows the trial is scored on, and the CV score
+would be optimistic. The stopping rows are left out of the fit (and out of resampling and
+augmentation); grouped data keeps whole groups on one side, time series stop on the latest rows.
+
+The best iteration count of each fold is stored as the trial attribute ``best_iterations``;
+``tuner refit`` trains the final model with their mean.
+
+Each library stops in its own way (a :class:`IterationHook` on the catalog entry names which):
+XGBoost's ``early_stopping_rounds`` with an ``eval_set``, LightGBM's ``early_stopping`` callback,
+scikit-learn's HistGradientBoosting with ``X_val``/``y_val``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from tuner import augment
+
+if TYPE_CHECKING:
+    import optuna
+    import pandas as pd
+
+    from tuner.objectives import ObjectiveContext
+
+ATTR = "best_iterations"
+# Below this many training rows a split for stopping leaves too little to fit or to stop on.
+MIN_ROWS = 20
+
+
+@dataclass(frozen=True)
+class IterationHook:
+    """A catalog model's fidelity hook: the parameter that counts boosting iterations and how the
+    library stops early (``"xgboost"``, ``"lightgbm"`` or ``"sklearn"`` for HistGradientBoosting)."""
+
+    param: str
+    library: Literal["xgboost", "lightgbm", "sklearn"]
+
+
+@dataclass(frozen=True)
+class _Library:
+    # Prepare the final estimator (rounds, min_delta) and return its fit keyword arguments for the
+    # stopping rows.
+    prepare: Callable[[Any, int, float, Any, np.ndarray], dict[str, Any]]
+    # The best iteration count (1-based) of a fitted estimator.
+    best: Callable[[Any], int]
+    # Rows as the library takes them fastest (applied when they reach it as a DataFrame).
+    rows: Callable[[Any], Any] = lambda X: X
+
+
+def _xgb_prepare(estimator: Any, rounds: int, min_delta: float, X_stop: Any, y_stop: np.ndarray) -> dict[str, Any]:
+    import xgboost
+
+    # The callback (unlike `early_stopping_rounds`) takes min_delta; it keeps every tree but sets
+    # best_iteration, which predict() then uses.
+    stop = xgboost.callback.EarlyStopping(rounds=rounds, min_delta=min_delta, save_best=False)
+    estimator.set_params(callbacks=[stop])
+    return {"eval_set": [(X_stop, y_stop)], "verbose": False}
+
+
+def _lgbm_prepare(estimator: Any, rounds: int, min_delta: float, X_stop: Any, y_stop: np.ndarray) -> dict[str, Any]:
+    import lightgbm
+
+    stop = lightgbm.early_stopping(rounds, min_delta=min_delta, verbose=False)
+    return {"eval_set": [(X_stop, y_stop)], "callbacks": [stop]}
+
+
+def _hgb_prepare(estimator: Any, rounds: int, min_delta: float, X_stop: Any, y_stop: np.ndarray) -> dict[str, Any]:
+    # scoring="loss" stops on the training loss measured on the stopping rows (cheap, and what
+    # the other two libraries do); X_val/y_val replace HGB's own validation_fraction split.
+    estimator.set_params(early_stopping=True, n_iter_no_change=rounds, scoring="loss", tol=min_delta)
+    return {"X_val": X_stop, "y_val": y_stop}
+
+
+def _hgb_best(estimator: Any) -> int:
+    # validation_score_[i] is the score after i iterations (index 0: before the first tree), and
+    # HGB keeps the trees it built past the best one, so the best count is the argmax.
+    scores = getattr(estimator, "validation_score_", None)
+    if scores is None or len(scores) < 2:
+        return int(estimator.n_iter_)
+    return max(1, int(np.argmax(scores)))
+
+
+def _numeric_array(X: Any) -> Any:
+    # XGBoost re-reads the feature names of a DataFrame eval set on every boosting round, which
+    # doubles the cost of a fit on small data; an all-numeric frame goes in as an array instead
+    # (predict() still takes the DataFrame). Frames with category columns stay frames.
+    import pandas as pd
+
+    if isinstance(X, pd.DataFrame) and all(pd.api.types.is_numeric_dtype(t) for t in X.dtypes):
+        return X.to_numpy(dtype=np.float64)
+    return X
+
+
+_LIBRARIES: dict[str, _Library] = {
+    "xgboost": _Library(_xgb_prepare, lambda est: int(est.best_iteration) + 1, _numeric_array),
+    "lightgbm": _Library(_lgbm_prepare, lambda est: int(est.best_iteration_ or est.n_estimators)),
+    "sklearn": _Library(_hgb_prepare, _hgb_best),
+}
+
+
+@dataclass
+class FoldFitter:
+    """Fits the model of each fold of one trial, with early stopping when the model supports it.
+
+    Without a hook (or with ``early_stopping.enabled: false``) it is :func:`tuner.augment.fit`.
+    """
+
+    context: ObjectiveContext
+    hook: IterationHook | None
+    rounds: int = 0
+    fraction: float = 0.0
+    min_delta: float = 0.0
+    best_iterations: list[int] = field(default_factory=list)
+
+    @classmethod
+    def for_context(cls, context: ObjectiveContext) -> FoldFitter:
+        settings = getattr(context.spec, "early_stopping", None)
+        hook = getattr(context.model, "iterations", None)
+        if settings is None or not settings.enabled or hook is None:
+            return cls(context, None)
+        return cls(context, hook, settings.rounds, settings.fraction, settings.min_delta)
+
+    def fit(self, model: Any, plan: augment.Plan, fold: int, *, seed: int) -> float:
+        """Fit ``model`` on fold ``fold``'s training rows; returns the seconds taken."""
+        X_train, y_train, _, _ = self.context.fold(fold)
+        if self.hook is None or len(y_train) < MIN_ROWS:
+            return augment.fit(model, plan, X_train, y_train, seed=seed)
+        started = time.perf_counter()
+        train = self.context.splits[fold][0]
+        fit_rows, stop_rows = stopping_split(
+            y_train,
+            self.fraction,
+            seed=seed,
+            stratify=self.context.dataset.task == "classification",
+            groups=None if self.context.dataset.groups is None else self.context.dataset.groups[train],
+            ordered=_is_time_ordered(self.context),
+        )
+        self.best_iterations.append(
+            fit_with_stopping(
+                model,
+                self.hook,
+                plan,
+                X_train.iloc[fit_rows],
+                y_train[fit_rows],
+                X_train.iloc[stop_rows],
+                y_train[stop_rows],
+                rounds=self.rounds,
+                min_delta=self.min_delta,
+                seed=seed,
+            )
+        )
+        return time.perf_counter() - started
+
+    def record(self, trial: optuna.Trial) -> None:
+        """Store the best iteration count of every fold fitted so far (one storage write)."""
+        if self.best_iterations:
+            trial.set_user_attr(ATTR, list(self.best_iterations))
+
+
+def _is_time_ordered(context: ObjectiveContext) -> bool:
+    from tuner.splits import resolve_scheme
+
+    return resolve_scheme(context.spec.cv, context.dataset) == "timeseries"
+
+
+def stopping_split(
+    y: np.ndarray,
+    fraction: float,
+    *,
+    seed: int,
+    stratify: bool,
+    groups: np.ndarray | None = None,
+    ordered: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the rows to fit on and of the rows to stop on, within one fold's training rows."""
+    from sklearn import model_selection as ms
+
+    n_rows = len(y)
+    index = np.arange(n_rows)
+    n_stop = max(1, round(n_rows * fraction))
+    if ordered:
+        return index[: n_rows - n_stop], index[n_rows - n_stop :]
+    if groups is not None and len(np.unique(groups)) > 1:
+        splitter = ms.GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
+        fit_rows, stop_rows = next(splitter.split(index, y, groups))
+        return np.sort(fit_rows), np.sort(stop_rows)
+    try:
+        fit_rows, stop_rows = ms.train_test_split(
+            index, test_size=n_stop, random_state=seed, stratify=y if stratify else None
+        )
+    except ValueError:  # a class too rare to appear on both sides: split without stratifying
+        fit_rows, stop_rows = ms.train_test_split(index, test_size=n_stop, random_state=seed)
+    return np.sort(fit_rows), np.sort(stop_rows)
+
+
+def fit_with_stopping(
+    model: Any,
+    hook: IterationHook,
+    plan: augment.Plan,
+    X_fit: pd.DataFrame,
+    y_fit: np.ndarray,
+    X_stop: pd.DataFrame,
+    y_stop: np.ndarray,
+    *,
+    rounds: int,
+    min_delta: float = 0.0,
+    seed: int,
+) -> int:
+    """Fit ``model`` (an estimator or a pipeline ending in one) on the fit rows, stopping on the
+    stop rows; returns the best iteration count."""
+    data = augment.apply(plan, X_fit, y_fit, seed=seed)
+    final, prefix, transformers = _unwrap(model)
+    # Stopping rows must look like what the final step sees: run them through the pipeline's
+    # transformers, fitted on the fit rows exactly as the pipeline's own fit will fit them.
+    X_seen: Any = X_stop
+    X_prefit: Any = data.X
+    for step in transformers:
+        from sklearn.base import clone
+
+        fitted = clone(step).fit(X_prefit, data.y)
+        X_prefit, X_seen = fitted.transform(X_prefit), fitted.transform(X_seen)
+    library = _LIBRARIES[hook.library]
+    X_fit_seen = data.X if transformers else library.rows(data.X)
+    stop_kwargs = library.prepare(final, rounds, min_delta, library.rows(X_seen), y_stop)
+    kwargs = {prefix + key: value for key, value in stop_kwargs.items()}
+    kwargs.update(augment.fit_kwargs(model, data.sample_weight))
+    model.fit(X_fit_seen, data.y, **kwargs)
+    return library.best(final)
+
+
+def _unwrap(model: Any) -> tuple[Any, str, list[Any]]:
+    """The final estimator, the fit-parameter prefix that reaches it, and the transformers before it."""
+    path: list[str] = []
+    transformers: list[Any] = []
+    while hasattr(model, "steps"):
+        transformers.extend(step for _, step in model.steps[:-1] if step not in (None, "passthrough"))
+        name, model = model.steps[-1]
+        path.append(name)
+    return model, "".join(f"{name}__" for name in path), transformers
