@@ -156,11 +156,17 @@ def _call_generator(target: str, base_dir: Path, label: str) -> pd.DataFrame:
 
 
 def _read_file(path: Path, label: str) -> pd.DataFrame:
+    return read_table(
+        path,
+        where=f"{label}, field 'data.source'",
+        hint=" Paths are relative to the spec file; use `sklearn:<name>` for a bundled set.",
+    )
+
+
+def read_table(path: Path, *, where: str, hint: str = "") -> pd.DataFrame:
+    """A CSV or Parquet file as a DataFrame; a :class:`DataError` starting with ``where`` otherwise."""
     if not path.is_file():
-        raise DataError(
-            f"{label}, field 'data.source': data file {str(path)!r} not found. "
-            "Paths are relative to the spec file; use `sklearn:<name>` for a bundled set."
-        )
+        raise DataError(f"{where}: data file {str(path)!r} not found.{hint}")
     suffix = path.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):
@@ -168,10 +174,8 @@ def _read_file(path: Path, label: str) -> pd.DataFrame:
         if suffix in (".csv", ".txt", ".gz"):
             return pd.read_csv(path)
     except (ValueError, ImportError, OSError, pd.errors.ParserError) as exc:
-        raise DataError(f"{label}, field 'data.source': cannot read {str(path)!r}: {exc}") from None
-    raise DataError(
-        f"{label}, field 'data.source': {str(path)!r} is neither .csv nor .parquet; convert it to one of them."
-    )
+        raise DataError(f"{where}: cannot read {str(path)!r}: {exc}") from None
+    raise DataError(f"{where}: {str(path)!r} is neither .csv nor .parquet; convert it to one of them.")
 
 
 def _require_columns(table: pd.DataFrame, names: list[str], field: str, label: str) -> None:

@@ -495,23 +495,6 @@ def _numeric_dtype(name: str) -> bool:
     return name.startswith(("int", "uint", "float", "bool", "Int", "UInt", "Float", "boolean"))
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """A CSV or Parquet file as a DataFrame; a clear error otherwise."""
-    import pandas as pd
-
-    if not path.is_file():
-        raise DataError(f"input data {str(path)!r} not found.")
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        if suffix in (".csv", ".txt", ".gz"):
-            return pd.read_csv(path)
-    except (ValueError, ImportError, OSError, pd.errors.ParserError) as exc:
-        raise DataError(f"cannot read input data {str(path)!r}: {exc}") from None
-    raise DataError(f"input data {str(path)!r} is neither .csv nor .parquet; convert it to one of them.")
-
-
 def predict_file(
     model_path: str | Path,
     data_path: str | Path,
@@ -530,7 +513,9 @@ def predict_file(
     target = output_file(Path(out), force=force) if out is not None else None
     card = read_card(model_path, Path(card_path) if card_path else None)
     verify_sha256(model_path, card)
-    frame = read_table(data_path)
+    from tuner.data import read_table
+
+    frame = read_table(data_path, where="input data")
     check_columns(card, frame, label=str(data_path))
     import joblib
 

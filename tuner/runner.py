@@ -54,7 +54,6 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger("tuner")
 
-DEFAULT_MAX_FAILURES = 10
 # Study user attributes that let any command rebuild the study's setup from the storage alone.
 ATTR_SPEC = "tuner:spec"
 ATTR_SPEC_HASH = "tuner:spec_hash"

@@ -93,8 +93,10 @@ def show(study: str, storage: str | None, top: int) -> None:
     }
     extra = {k: v for k, v in extra.items() if v and k not in objectives and any(v in t.user_attrs for t in trials)}
     table = Table(title=f"Top {len(trials)} trials")
-    for column in ("#", *objectives, "± std", *extra, "flags", "fit s", *params):
-        table.add_column(column, overflow="fold")
+    for column in ("#", *objectives, "± std", *extra, "flags", "fit s"):
+        table.add_column(column, no_wrap=True)
+    # One column per parameter is unreadable past three or four; one line per parameter is not.
+    table.add_column("params", overflow="fold")
     for trial in trials:
         attrs = trial.user_attrs
         fit = attrs.get("fit_seconds")
@@ -105,7 +107,7 @@ def show(study: str, storage: str | None, top: int) -> None:
             *(fmt_value(attrs.get(key)) for key in extra.values()),
             _flags(trial),
             fmt_value(sum(fit) if isinstance(fit, list) else None),
-            *(fmt_value(trial.params.get(p), none="None") if p in trial.params else "-" for p in params),
+            "\n".join(f"{p}={fmt_value(trial.params[p], none='None')}" for p in params if p in trial.params),
         )
     console.print(table)
 
