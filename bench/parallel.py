@@ -20,7 +20,7 @@ line prints tuner's speedup as a fraction of it.
 
 Usage::
 
-    python bench/parallel.py              # 24 trials per row
+    python bench/parallel.py              # 32 trials per row
     python bench/parallel.py --trials 12  # quicker
 """
 
@@ -156,7 +156,7 @@ def _drop(handle: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=24, help="trials per row (default 24)")
+    parser.add_argument("--trials", type=int, default=32, help="trials per row (default 32)")
     parser.add_argument("--trees", type=int, default=60, help="trees per forest (default 60)")
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -170,9 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         postgres = _postgres_database()
         if postgres is not None:
             backends.append(("postgresql", postgres[0], postgres[1]))
-        one, two = _cpu_ideal()
-        rows.append(("cpu ideal (pure Python)", 1, one, one, 1))
-        rows.append(("cpu ideal (pure Python)", 2, two, two, 1))
+        cpu_one, cpu_two = _cpu_ideal()
+        rows.append(("cpu ideal (pure Python)", 1, cpu_one, cpu_one, 1))
+        rows.append(("cpu ideal (pure Python)", 2, cpu_two, cpu_two, 1))
         try:
             for label, url, _handle in backends:
                 for n_jobs in (1, 2):
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     threads = next(
         baseline[name][0] / wall for name, jobs, wall, _s, _n in rows if jobs == 2 and name.startswith("optuna")
     )
-    ideal = one / two
+    ideal = cpu_one / cpu_two
     print(f"worst 2-worker wall speedup of tuner: {worst:.2f}× (target ≥ 1.8×); raw Optuna threads: {threads:.2f}×")
     print(f"the machine's own 2-process speedup during this run: {ideal:.2f}×; tuner reached {worst / ideal:.0%} of it")
     print(f"load average {os.getloadavg()[0]:.1f} at end (other work on the machine lowers the speedups)")
