@@ -173,3 +173,17 @@ def test_the_storage_password_never_shows_in_output_ps_or_exports(tmp_path, post
     assert all(result.code == 0 for result in outputs), [r.err for r in outputs]
     assert not [r for r in outputs if secret in r.out + r.err]
     assert "postgres:***@" in outputs[1].out, "the stored spec keeps the URL, redacted"
+
+
+def test_a_plain_postgresql_url_opens_with_the_postgres_extra(postgres_url):
+    """README documents `postgresql://…`; the `postgres` extra must make that URL work as written."""
+    plain = postgres_url.replace("postgresql+psycopg2://", "postgresql://")
+    storage, reopened = open_storage(plain), open_storage(plain)
+    try:
+        study = optuna.create_study(storage=storage, study_name="plain-url")
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+        again = optuna.load_study(study_name="plain-url", storage=reopened)
+        assert [t.value for t in again.get_trials()] == [t.value for t in study.get_trials()]
+    finally:
+        for opened in (storage, reopened):
+            opened.engine.dispose()  # type: ignore[attr-defined]
