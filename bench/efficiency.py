@@ -584,12 +584,14 @@ def report(runs: list[Run], *, out: Any = sys.stdout) -> dict[str, Any]:
     """Print the tables; returns the headline figures."""
     methods = list(dict.fromkeys(r.method for r in runs))
     tasks = list(dict.fromkeys(r.task for r in runs))
-    by = {(r.method, r.task, r.seed): r for r in runs}
     seeds = sorted({r.seed for r in runs})
     budget = max(r.budget for r in runs)
     for r in runs:
         if r.error:
             print(f"! {r.method} on {r.task} seed {r.seed} failed: {r.error}", file=out)
+    # Failed runs are listed above and left out of the figures (a rerun can fill them in: --from).
+    runs = [r for r in runs if not r.error]
+    by = {(r.method, r.task, r.seed): r for r in runs}
 
     def cell(method: str, task: str, fn: Callable[[Run], float]) -> list[float]:
         return [fn(by[(method, task, s)]) for s in seeds if (method, task, s) in by]
@@ -614,7 +616,7 @@ def report(runs: list[Run], *, out: Any = sys.stdout) -> dict[str, Any]:
                     share.append(mine.time_to(rand.best_at(rand.budget)) / rand.budget)
             task_share = statistics.median(share) if share else math.nan
             shares[method].append(task_share)
-            sd = statistics.stdev(finals) if len(finals) > 1 else 0.0
+            sd = statistics.stdev(finals) if len(finals) > 1 and all(map(math.isfinite, finals)) else math.nan
             trials = statistics.fmean(cell(method, task, lambda r: r.trials))
             fits = statistics.fmean(cell(method, task, lambda r: r.fits))
             share_text = "never" if math.isinf(task_share) else f"{task_share:.0%}"

@@ -27,7 +27,8 @@ _CAP = 300
 )
 def test_each_fold_stops_early_and_records_its_best_iteration(write_spec, model, space):
     pytest.importorskip(model.split("_")[0] if model != "hist_gradient_boosting" else "sklearn")
-    spec = write_spec({"model": model, "space": space, "budget": {"n_trials": 1}, "early_stopping": {"rounds": 5}})
+    stopping = {"enabled": True, "rounds": 5}
+    spec = write_spec({"model": model, "space": space, "budget": {"n_trials": 1}, "early_stopping": stopping})
     trial = tuner.run_study(spec).study.trials[0]
     best = trial.user_attrs["best_iterations"]
     assert len(best) == 3  # one per fold
@@ -40,6 +41,21 @@ def test_without_early_stopping_no_best_iterations_are_recorded(write_spec):
     trial = tuner.run_study(spec).study.trials[0]
     assert "best_iterations" not in trial.user_attrs
     assert trial.user_attrs["val_scores"]
+
+
+@pytest.mark.parametrize(("min_rows", "stops"), [(1000, False), (300, True)])
+def test_auto_stops_early_only_when_the_training_folds_are_large_enough(write_spec, min_rows, stops):
+    # 3 folds of breast_cancer: about 380 training rows per fold.
+    space = {"n_estimators": 60, **_FAST}
+    changes = {"model": "xgboost", "space": space, "budget": {"n_trials": 1}, "early_stopping": {"min_rows": min_rows}}
+    trial = tuner.run_study(write_spec(changes)).study.trials[0]
+    assert ("best_iterations" in trial.user_attrs) is stops
+
+
+def test_early_stopping_shorthands(write_spec):
+    assert tuner.load_spec(write_spec({"early_stopping": "auto"})).early_stopping.enabled == "auto"
+    assert tuner.load_spec(write_spec({"early_stopping": True})).early_stopping.enabled is True
+    assert tuner.load_spec(write_spec()).early_stopping.enabled == "auto"  # the default
 
 
 def test_models_without_iterations_are_fitted_as_usual(write_spec):
@@ -72,7 +88,8 @@ def test_stopping_rows_come_from_the_training_fold_never_the_validation_fold(wri
     entry = ModelEntry(name="spy_xgb", description="test", classifier=_spy_xgb, iterations=hook)
     monkeypatch.setitem(registry._REGISTRY, entry.name, entry)  # for this test only
     _SEEN.clear()
-    spec = write_spec({"model": "spy_xgb", "budget": {"n_trials": 1}, "early_stopping": {"fraction": 0.2}})
+    stopping = {"enabled": True, "fraction": 0.2}
+    spec = write_spec({"model": "spy_xgb", "budget": {"n_trials": 1}, "early_stopping": stopping})
     result = tuner.run_study(spec)
     splits, X = result.context.splits, result.context.dataset.X
     assert len(_SEEN) == len(splits)
@@ -105,7 +122,7 @@ def test_stopping_rows_pass_through_the_preprocessing_pipeline(tmp_path, write_s
     frame.to_csv(tmp_path / "data.csv", index=False)
     space = {"n_estimators": _CAP, **_FAST}
     changes = {"data": {"source": "data.csv", "target": "target"}, "model": "xgboost", "space": space}
-    spec = write_spec({**changes, "budget": {"n_trials": 1}, "early_stopping": {"rounds": 5}})
+    spec = write_spec({**changes, "budget": {"n_trials": 1}, "early_stopping": {"enabled": True, "rounds": 5}})
     result = tuner.run_study(spec)
     assert hasattr(result.context.build_estimator({}), "steps")  # a pipeline indeed
     best = result.study.trials[0].user_attrs["best_iterations"]

@@ -63,7 +63,18 @@ ATTR_SPACE = "tuner:space"
 ATTR_BASE_DIR = "tuner:base_dir"
 ATTR_SPEC_PATH = "tuner:spec_path"
 # Parts of the spec that change what trial values mean; resuming across a change mixes them.
-_COMPARED = ("model", "metric", "data", "cv", "objective", "constraints", "fairness", "balance", "augment")
+_COMPARED = (
+    "model",
+    "metric",
+    "data",
+    "cv",
+    "objective",
+    "constraints",
+    "fairness",
+    "balance",
+    "augment",
+    "early_stopping",
+)
 
 
 class StudyInterrupted(KeyboardInterrupt):

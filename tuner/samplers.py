@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
 # Every TPE setting Optuna still takes as an argument is pinned here, so a study does not change
 # behaviour when Optuna changes a default (constant_liar went from False in 4.x to True in 5.0;
-# multivariate's default is None there). multivariate TPE models parameter interactions and beats
-# the independent default on the correlated spaces of tree and boosting models (bench/efficiency.py).
+# multivariate's default is None there). Multivariate TPE models parameter interactions, which the
+# spaces of tree and boosting models are full of (learning rate vs iterations, depth vs leaf size).
 # The remaining knobs (gamma, weights, prior, endpoints) are deprecated in Optuna 5 and frozen there.
 TPE_DEFAULTS: dict[str, Any] = {
     "multivariate": True,

@@ -254,7 +254,12 @@ class AugmentSpec(_Frozen):
 class EarlyStoppingSpec(_Frozen):
     """Early stopping of boosting models in each fold, on a split of the fold's training rows."""
 
-    enabled: bool = Field(default=True, description="Stop boosting models early (no effect on other models).")
+    enabled: bool | Literal["auto"] = Field(
+        default="auto",
+        description="Stop boosting models early (no effect on other models); `auto`: when the training folds "
+        "have at least `min_rows` rows (on smaller data the held-out rows cost more than stopping saves).",
+    )
+    min_rows: int = Field(default=1000, ge=1, description="Training rows per fold from which `auto` stops early.")
     rounds: int = Field(default=25, ge=1, description="Stop after this many iterations without improvement.")
     fraction: float = Field(
         default=0.1, gt=0, lt=0.5, description="Share of each training fold held out to decide when to stop."
@@ -344,7 +349,7 @@ class StudySpec(_Frozen):
     @field_validator("early_stopping", mode="before")
     @classmethod
     def _early_stopping_shorthand(cls, value: Any) -> Any:
-        return {"enabled": value} if isinstance(value, bool) else value
+        return {"enabled": value} if isinstance(value, bool) or value == "auto" else value
 
     @field_validator("warm_start", mode="before")
     @classmethod
