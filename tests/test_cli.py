@@ -280,3 +280,13 @@ def test_custom_objective_from_python(write_spec):
     assert len(ctx.splits) == 3 and ctx.metric.name == "roc_auc" and ctx.dataset.task == "classification"
     assert result.best_value == max(t.value for t in trials)
     assert "val_scores" not in result.best_trial.user_attrs, "the built-in objective did not run"
+
+
+def test_reading_a_missing_storage_is_an_error_and_creates_no_file(tmp_path, run_cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TUNER_STORAGE", raising=False)
+    for args in (("show", "nosuch"), ("list",), ("best", "nosuch")):
+        result = run_cli(*args)
+        assert result.code == 2, args
+        assert "no study storage at" in result.err and "does not exist" in result.err
+    assert not (tmp_path / "tuner.db").exists()

@@ -14,7 +14,7 @@ import optuna
 from optuna.trial import TrialState
 
 from tuner.errors import StorageError, TunerError, did_you_mean
-from tuner.storage import open_storage, redact
+from tuner.storage import open_existing, redact
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -34,7 +34,7 @@ class StudyRow:
 
 
 def list_studies(url: str) -> list[StudyRow]:
-    storage = open_storage(url)
+    storage = open_existing(url)
     rows = []
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
@@ -56,7 +56,7 @@ def list_studies(url: str) -> list[StudyRow]:
 
 def load_study(name: str, url: str) -> optuna.Study:
     """Load study ``name``; a missing one is an error that lists the studies that exist."""
-    storage = open_storage(url)
+    storage = open_existing(url)
     names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
     if name not in names:
         available = ", ".join(sorted(names)) or "none"

@@ -110,6 +110,17 @@ def read_url_file(path: Path) -> str:
     return url
 
 
+def open_existing(url: str) -> optuna.storages.BaseStorage:
+    """Open a storage only to read it: a missing SQLite or journal file is an error, not created."""
+    for prefix in ("sqlite:///", "journal:///"):
+        if url.startswith(prefix) and not Path(url.removeprefix(prefix)).is_file():
+            raise StorageError(
+                f"no study storage at {url}: the file does not exist. Run a study first, or point "
+                "--storage (or $TUNER_STORAGE) at the file, the spec, or the folder that holds tuner.db."
+            )
+    return open_storage(url)
+
+
 def open_storage(url: str, *, heartbeat: Heartbeat | None = None) -> optuna.storages.BaseStorage:
     """Open (creating when needed) the storage at ``url``; raises :class:`StorageError`.
 
