@@ -65,7 +65,7 @@ def test_show_and_dashboard_read_while_two_workers_write(tmp_path, run_cli):
         while worker.poll() is None:
             assert time.monotonic() < deadline, "the run did not finish in time"
             result = run_cli("show", spec)
-            if "no study named" in result.err:  # the workers have not created it yet
+            if "no study named" in result.err or "no study storage at" in result.err:  # not created yet
                 time.sleep(0.2)
                 continue
             assert result.code == 0, result.err
