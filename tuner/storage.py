@@ -188,9 +188,30 @@ def _sqlite(url: str, heartbeat: Heartbeat | None) -> optuna.storages.BaseStorag
     with sqlite3.connect(path, timeout=_SQLITE_BUSY_TIMEOUT_S) as conn:
         conn.execute("PRAGMA journal_mode=WAL")
     conn.close()
-    storage = _rdb(url, {"connect_args": {"timeout": _SQLITE_BUSY_TIMEOUT_S}}, heartbeat)
+    storage = _with_schema_retries(lambda: _rdb(url, {"connect_args": {"timeout": _SQLITE_BUSY_TIMEOUT_S}}, heartbeat))
     _relax_sqlite_sync(storage)
     return storage
+
+
+def _with_schema_retries(open_: Any, attempts: int = 5) -> Any:
+    """Open an RDB storage, retrying while another process is creating the same fresh schema.
+
+    Two processes that open a new SQLite file at once (``tuner run`` and ``tuner dashboard``,
+    or a reader polling a study that is starting) both try to create Optuna's tables; the loser
+    fails on the version table's unique key although the schema is then complete.
+    """
+    import time
+
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    for attempt in range(attempts):
+        try:
+            return open_()
+        except (IntegrityError, OperationalError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _relax_sqlite_sync(storage: Any) -> None:

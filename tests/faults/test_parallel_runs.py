@@ -43,3 +43,15 @@ def test_budget_is_global_across_workers_and_reruns(tmp_path):
     check_contiguous(trials)
     assert len(trials) == 16 and all(t.state == TrialState.COMPLETE for t in trials)
     assert tuner.run_study(study.spec, n_trials=16).ran == 0
+
+
+def test_processes_opening_one_new_sqlite_file_at_once_all_succeed(tmp_path):
+    """Run, dashboard and readers may create the same fresh schema together; none may fail."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    code = f"from tuner.storage import open_storage; open_storage({url!r})"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, errors
