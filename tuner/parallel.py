@@ -124,10 +124,14 @@ def run_parallel(
     dask: str | None = None,
     guard: _FailureGuard,
     callbacks: Sequence[Callback] = (),
+    objective: Callable[[optuna.Trial], Any] | None = None,
 ) -> None:
     """Run the rest of the study's budget on ``n_jobs`` worker processes, or as Dask tasks.
 
-    The study must exist (the parent created it). Returns when every worker has stopped.
+    The study must exist (the parent created it). With ``objective`` (the parent's own, built
+    from the context it already loaded), the calling process is worker 0 of ``n_jobs`` local
+    workers: it runs trials at once while the other processes start. Returns when every worker
+    has stopped.
 
     Raises:
         KeyboardInterrupt: on Ctrl-C, after the workers stopped and no trial of theirs is RUNNING.
@@ -140,7 +144,7 @@ def run_parallel(
     if dask is not None:
         _run_on_dask(study, job, n_jobs, dask, watcher, guard)
     else:
-        _run_processes(study, job, max(1, min(n_jobs or 1, remaining)), watcher, guard)
+        _run_processes(study, job, max(1, min(n_jobs or 1, remaining)), watcher, guard, objective)
 
 
 class _Watcher:
@@ -177,10 +181,15 @@ def _job_bytes(job: WorkerJob) -> bytes:
 # --- local worker processes ------------------------------------------------------------------
 
 
-def _run_processes(study: optuna.Study, job: WorkerJob, n: int, watcher: _Watcher, guard: _FailureGuard) -> None:
+def _run_processes(
+    study: optuna.Study,
+    job: WorkerJob,
+    n: int,
+    watcher: _Watcher,
+    guard: _FailureGuard,
+    objective: Callable[[optuna.Trial], Any] | None = None,
+) -> None:
     import multiprocessing
-
-    from tuner.doctor import reap
 
     if getattr(multiprocessing.current_process(), "_inheriting", False):
         # A spawned worker re-imports the parent's main script; without a main guard the script's
@@ -190,52 +199,161 @@ def _run_processes(study: optuna.Study, job: WorkerJob, n: int, watcher: _Watche
             "under `if __name__ == '__main__':` (worker processes import the main script)."
         )
     payload = _job_bytes(job)
-    ctx = _context()
+    ctx = _context(job.spec)
     # A run started with Ctrl-C ignored (nohup, a background job) keeps its workers deaf to it too.
     ignore_ctrl_c = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     stop = ctx.Event()
     gate = ctx.Lock()
+    # The parent is worker 0 when it has the objective: its data and study are loaded already, so
+    # it tunes while the other workers start (a fork server's imports take seconds).
+    here = objective is not None
     procs = [
         ctx.Process(
             target=_process_main, args=(payload, index, stop, gate, ignore_ctrl_c), name=f"tuner-worker-{index}"
         )
-        for index in range(n)
+        for index in range(1 if here else 0, n)
     ]
-    handled: set[int] = set()
     first = len(study.get_trials(deepcopy=False))  # trials numbered from here on are this run's
+    supervisor = _Supervisor(study, job, procs, watcher, guard, stop)
     try:
-        _start(ctx, procs)
-        while any(proc.is_alive() for proc in procs):
-            watcher.poll()
-            if guard.tripped:
-                stop.set()
-            for proc in procs:
-                if proc.exitcode not in (None, 0, _EXIT_TOO_MANY_FAILURES) and proc.pid not in handled:
-                    handled.add(proc.pid or 0)
-                    # A killed worker's trial would hold budget until a peer notices; repair it now.
-                    reap(study, heartbeat=job.heartbeat, pids=[proc.pid or 0])
-            time.sleep(_POLL_S)
-        watcher.poll()
-    except KeyboardInterrupt:
+        if objective is None:
+            _start(ctx, procs)
+        else:
+            # The other workers start from the supervisor's thread: a first start waits for the
+            # fork server's imports, and the parent tunes meanwhile.
+            with supervisor.in_background(before=partial(_start, ctx, procs)):
+                _run_here(study, objective, job, partial(_locked, gate), lambda: stop.is_set() or guard.tripped)
+        supervisor.until_stopped()
+    except BaseException as exc:
         _stop_processes(procs, stop)
-        _repair_interrupted(study, {proc.pid for proc in procs if proc.pid}, first)
-        watcher.poll()
+        if isinstance(exc, KeyboardInterrupt):
+            _repair_interrupted(study, {proc.pid for proc in procs if proc.pid}, first)
+            watcher.poll()
         raise
     finally:
         for proc in procs:
             if proc.pid is not None and proc.is_alive():
                 proc.kill()
     failed = [proc for proc in procs if proc.exitcode not in (0, _EXIT_TOO_MANY_FAILURES, _EXIT_INTERRUPTED)]
-    _check_failures(study, job, [f"exit code {proc.exitcode}" for proc in failed], len(procs), guard)
+    _check_failures(study, job, [f"exit code {proc.exitcode}" for proc in failed], n, guard)
+
+
+class _Supervisor:
+    """The parent's watch over its worker processes: progress and the failure guard, dead workers.
+
+    It polls from a thread while the parent runs trials itself, then from the calling thread
+    until every worker has exited.
+    """
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        job: WorkerJob,
+        procs: Sequence[Any],
+        watcher: _Watcher,
+        guard: _FailureGuard,
+        stop: Any,
+    ) -> None:
+        self.study, self.job, self.procs = study, job, procs
+        self.watcher, self.guard, self.stop = watcher, guard, stop
+        self.handled: set[int] = set()
+
+    def tick(self) -> None:
+        from tuner.doctor import reap
+
+        self.watcher.poll()
+        if self.guard.tripped:
+            self.stop.set()
+        for proc in self.procs:
+            if proc.exitcode not in (None, 0, _EXIT_TOO_MANY_FAILURES) and proc.pid not in self.handled:
+                self.handled.add(proc.pid or 0)
+                # A killed worker's trial would hold budget until a peer notices; repair it now.
+                reap(self.study, heartbeat=self.job.heartbeat, pids=[proc.pid or 0])
+
+    def until_stopped(self) -> None:
+        from multiprocessing.connection import wait
+
+        while any(proc.is_alive() for proc in self.procs):
+            self.tick()
+            wait([proc.sentinel for proc in self.procs if proc.is_alive()], timeout=_POLL_S)
+        self.tick()
+
+    @contextlib.contextmanager
+    def in_background(self, before: Callable[[], None]) -> Iterator[None]:
+        """Call ``before`` then poll, in a thread, while the block runs; re-raise what the thread raised."""
+        import threading
+
+        done = threading.Event()
+        failure: list[BaseException] = []
+
+        def loop() -> None:
+            try:
+                before()
+                while not done.wait(_POLL_S):
+                    self.tick()
+            except BaseException as exc:  # a storage error here must stop the run, not die silently
+                failure.append(exc)
+                self.stop.set()
+
+        thread = threading.Thread(target=loop, name="tuner-supervisor", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+        if failure:
+            raise failure[0]
+
+
+def _run_here(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], Any],
+    job: WorkerJob,
+    gate: Callable[[], contextlib.AbstractContextManager[Any]],
+    should_stop: Callable[[], bool],
+) -> None:
+    """The parent's share of the trials, as worker 0: one-thread model pools, a sampler seed of its own.
+
+    Like a worker process it stops at its own streak of failures (the shared guard only sees
+    trials when it polls); ``should_stop`` then turns true for the other workers too.
+    """
+    from threadpoolctl import threadpool_limits
+
+    from tuner.runner import _FailureGuard, count_done, run_trials
+    from tuner.samplers import build_sampler
+    from tuner.seeds import seed_for
+
+    spec = job.spec
+    study.sampler = build_sampler(spec.sampler, seed_for(spec.seed, "sampler", count_done(study), 0), label=spec.label)
+    with threadpool_limits(limits=1):
+        run_trials(
+            study,
+            objective,
+            n_trials=spec.budget.n_trials,
+            timeout=spec.budget.timeout,
+            guard=_FailureGuard(job.max_failures),
+            heartbeat=job.heartbeat,
+            gate=gate,
+            should_stop=should_stop,
+        )
+
+
+def prestart(spec: StudySpec) -> None:
+    """Start the fork server now, so that its imports overlap the parent's loading of data and study."""
+    ctx = _context(spec)
+    if ctx.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        with _deaf_to_ctrl_c():
+            forkserver.ensure_running()
 
 
 def _start(ctx: Any, procs: Sequence[Any]) -> None:
     """Start the workers so that a Ctrl-C meanwhile never hits one (or the fork server) mid-import."""
     from tuner.runner import hold_ctrl_c
 
-    # Processes inherit an ignored SIGINT: they stay deaf until they install their own handler.
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
+    with _deaf_to_ctrl_c():
         if ctx.get_start_method() != "forkserver":
             for proc in procs:
                 proc.start()
@@ -243,24 +361,77 @@ def _start(ctx: Any, procs: Sequence[Any]) -> None:
         from multiprocessing import forkserver
 
         forkserver.ensure_running()
-    finally:
-        signal.signal(signal.SIGINT, previous)
     with hold_ctrl_c():  # the first start waits for the fork server's imports; Ctrl-C then counts after
         for proc in procs:
             proc.start()
 
 
-def _context() -> Any:
+@contextlib.contextmanager
+def _deaf_to_ctrl_c() -> Iterator[None]:
+    """Processes started inside inherit an ignored SIGINT: deaf until they install their own handler."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers, and only it receives Ctrl-C
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+# What a worker imports before its first trial, imported once by the fork server instead of by
+# every worker: the trial loop, data loading, the RDB storage with alembic (Optuna checks the
+# schema version with it) and the scikit-learn modules the catalog builds on. The server skips
+# modules that are not installed.
+_PRELOAD = (
+    "tuner.runner",
+    "tuner.data",
+    "tuner.splits",
+    "tuner.fold_order",
+    "optuna.storages._rdb.storage",
+    "alembic.command",
+    "alembic.config",
+    "alembic.migration",
+    "alembic.script",
+    "sklearn.datasets",
+    "sklearn.dummy",
+    "sklearn.ensemble",
+    "sklearn.linear_model",
+    "sklearn.model_selection",
+    "sklearn.neighbors",
+    "sklearn.pipeline",
+    "sklearn.svm",
+    "threadpoolctl",
+)
+
+
+def _context(spec: StudySpec | None = None) -> Any:
     import multiprocessing
 
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     # The fork server is a fresh interpreter that imports tuner once (no connection, no thread
     # yet) and forks each worker from that clean state: as safe as spawn, without paying the
-    # imports per worker, and reused by later runs in the same process.
+    # imports per worker, and reused by later runs in the same process (with the modules of the
+    # first run that started it).
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["tuner.runner"])
+    ctx.set_forkserver_preload([*_PRELOAD, *_model_library(spec)])
     return ctx
+
+
+def _model_library(spec: StudySpec | None) -> list[str]:
+    """The model's own library (xgboost, lightgbm), which takes a second to import."""
+    from tuner.models import get_model
+
+    if spec is None:
+        return []
+    try:
+        requires = get_model(spec.model, label=spec.label, base_dir=spec.base_dir).requires
+    except TunerError:
+        return []  # build_context reports a bad model name; the fork server need not know it
+    return [requires] if requires else []
 
 
 def _process_main(payload: bytes, index: int, stop: Any, gate: Any, ignore_ctrl_c: bool = False) -> None:

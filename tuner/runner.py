@@ -182,6 +182,11 @@ def run_study(
     budget = [f"budget.n_trials={n_trials}"] if n_trials is not None else []
     budget += [f"budget.timeout={timeout}"] if timeout is not None else []
     spec = load_spec(spec, overrides=[*overrides, *budget], name=study_name, seed=seed, storage=storage)
+    jobs = n_jobs or spec.budget.n_jobs
+    if dask is None and jobs > 1:
+        from tuner.parallel import prestart
+
+        prestart(spec)
     context = build_context(spec, data=data)
     fn = make_objective(context, objective)
     url = resolve_url(spec.storage, base_dir=spec.base_dir)
@@ -194,7 +199,6 @@ def run_study(
     if spec.budget.n_trials - done <= 0:
         return result
     limit = max_failures if max_failures is not None else spec.budget.max_failures
-    jobs = n_jobs or spec.budget.n_jobs
     if dask is not None or jobs > 1:
         from tuner.parallel import WorkerJob, run_parallel
 
@@ -216,7 +220,9 @@ def run_study(
             done,
             progress,
             console,
-            lambda bar, guard: run_parallel(study, job, n_jobs=workers, dask=dask, guard=guard, callbacks=[bar]),
+            lambda bar, guard: run_parallel(
+                study, job, n_jobs=workers, dask=dask, guard=guard, callbacks=[bar], objective=fn
+            ),
         )
     else:
         # Seeding by the number of trials already run keeps a fresh run reproducible and keeps a

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from optuna.trial import TrialState
 
@@ -20,6 +22,7 @@ def test_processes_share_one_fresh_sqlite_file_without_lock_errors(tmp_path, n_j
     assert result.ran == 200
     workers = {t.system_attrs["tuner:worker"]["pid"] for t in trials}
     assert len(workers) == n_jobs, "every worker process ran trials"
+    assert os.getpid() in workers, "the parent is worker 0: it tunes while the others start"
 
 
 def test_workers_seed_their_samplers_differently(tmp_path):
