@@ -7,6 +7,7 @@ Sources: ``sklearn:<name>`` (sets bundled with scikit-learn, offline), CSV or Pa
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,11 +44,12 @@ class Dataset:
     def n_classes(self) -> int:
         return len(self.classes)
 
-    @property
+    # Cached: every trial builds its estimator from these, and the data never changes.
+    @cached_property
     def has_missing(self) -> bool:
         return bool(self.X.isna().to_numpy().any())
 
-    @property
+    @cached_property
     def categorical_columns(self) -> list[str]:
         return [c for c in self.X.columns if not pd.api.types.is_numeric_dtype(self.X[c])]
 

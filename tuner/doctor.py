@@ -114,7 +114,11 @@ def running_trials(
             status, reason = "dead", f"its worker process {w_pid} on {w_host} is gone (killed or crashed)"
         elif trial._trial_id in stale:
             grace = heartbeat.grace if heartbeat else "the grace period"
-            status, reason = "stale", f"no heartbeat from its worker {w_host}:{w_pid} for more than {grace} s"
+            status = "stale"
+            if w_host is None:
+                reason = f"started more than {grace} s ago and no worker named itself on it (it died at the start)"
+            else:
+                reason = f"no heartbeat from its worker {w_host}:{w_pid} for more than {grace} s"
         elif (
             older_than is not None
             and trial.datetime_start

@@ -130,9 +130,8 @@ class FoldFitter:
             return cls(context, None)
         return cls(context, hook, settings.rounds, settings.fraction, settings.min_delta)
 
-    def fit(self, model: Any, plan: augment.Plan, fold: int, *, seed: int) -> float:
-        """Fit ``model`` on fold ``fold``'s training rows; returns the seconds taken."""
-        X_train, y_train, _, _ = self.context.fold(fold)
+    def fit(self, model: Any, plan: augment.Plan, fold: int, X_train: Any, y_train: Any, *, seed: int) -> float:
+        """Fit ``model`` on fold ``fold``'s training rows ``X_train, y_train``; returns the seconds taken."""
         if self.hook is None or len(y_train) < MIN_ROWS:
             return augment.fit(model, plan, X_train, y_train, seed=seed)
         started = time.perf_counter()

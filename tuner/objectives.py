@@ -127,7 +127,9 @@ class CVObjective:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 # Resampling and augmentation touch the training rows only; scores use the originals.
-                seconds = fitter.fit(model, plan, index, seed=seed_for(ctx.spec.seed, "augment", index))
+                seconds = fitter.fit(
+                    model, plan, index, X_train, y_train, seed=seed_for(ctx.spec.seed, "augment", index)
+                )
                 groups = ctx.val_groups(index)
                 fold = score_fold(
                     ctx.metric, model, X_train, y_train, X_val, y_val, fit_seconds=seconds, val_groups=groups

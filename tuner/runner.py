@@ -38,9 +38,8 @@ from tuner.spec import StudySpec, load_spec
 from tuner.storage import (
     DEFAULT_HEARTBEAT,
     Heartbeat,
-    heartbeat_thread,
+    Pulse,
     is_transient,
-    mark_worker,
     open_storage,
     redact,
     resolve_url,
@@ -368,23 +367,28 @@ def _describe_json(value: dict[str, Any] | None) -> str:
 
 def count_done(study: optuna.Study) -> int:
     """Trials that count against the budget: finished ones, except those stopped by Ctrl-C or lost."""
-    trials = study.get_trials(deepcopy=False, states=_FINISHED)
-    return sum(1 for t in trials if _counts(t))
+    return _count(study, (TrialState.COMPLETE, TrialState.PRUNED))
 
 
 def budget_used(study: optuna.Study) -> int:
     """Counted finished trials plus RUNNING ones: what workers compare with ``n_trials`` before asking."""
-    trials = study.get_trials(deepcopy=False, states=(*_FINISHED, TrialState.RUNNING))
-    return sum(1 for t in trials if t.state == TrialState.RUNNING or _counts(t))
+    return _count(study, (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
 
 
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
-def _counts(trial: optuna.trial.FrozenTrial) -> bool:
-    if trial.user_attrs.get("interrupted"):
-        return False
-    return not (trial.state == TrialState.FAIL and trial.user_attrs.get(ATTR_LOST))
+def _count(study: optuna.Study, states: tuple[TrialState, ...]) -> int:
+    """Trials in ``states`` plus the FAIL trials that count (every trial loop calls this before asking).
+
+    Only FAIL trials can be uncounted (Ctrl-C and lost workers mark theirs FAIL), so only their
+    attributes are looked at: one storage read, and a cheap pass over the rest.
+    """
+    trials = study._storage.get_all_trials(study._study_id, deepcopy=False, states=(*states, TrialState.FAIL))
+    fail = TrialState.FAIL
+    return len(trials) - sum(
+        1 for t in trials if t.state is fail and (t.user_attrs.get("interrupted") or t.user_attrs.get(ATTR_LOST))
+    )
 
 
 class _TrackedObjective:
@@ -487,42 +491,46 @@ def run_trials(
     if guard is not None:
         after_trial.append(guard)
     tracked = _TrackedObjective(objective)
-    worker = this_worker()
+    pulse = Pulse(study._storage, heartbeat, this_worker())
     ran = 0
     next_reap = 0.0
     current: int | None = None
     try:
-        while not (guard is not None and guard.tripped):
-            if should_stop is not None and should_stop():
-                break
-            if timeout is not None and time.monotonic() - started >= timeout:
-                break
-            with gate() if gate is not None else contextlib.nullcontext():
-                if time.monotonic() >= next_reap:
-                    reap(study, heartbeat=heartbeat)
-                    next_reap = time.monotonic() + _REAP_EVERY_S
-                # A dead worker's RUNNING trial must not end the study one trial short: repair, recount.
-                if budget_used(study) >= n_trials and (
-                    not reap(study, heartbeat=heartbeat) or budget_used(study) >= n_trials
-                ):
+        with CtrlCLatch() as latch:
+            while not (guard is not None and guard.tripped):
+                if should_stop is not None and should_stop():
                     break
-                with hold_ctrl_c():  # a trial must never exist without its worker's name on it
-                    trial = _ask(study)
-                    current = trial._trial_id
-                    mark_worker(study._storage, current, worker)
-            with heartbeat_thread(study._storage, current, heartbeat, worker=worker):
-                frozen = _run_trial(study, trial, tracked)
-            current = None
-            if frozen is None:
-                continue
-            if not frozen.user_attrs.get("interrupted"):
-                ran += 1
-            for callback in after_trial:
-                callback(study, frozen)
+                if timeout is not None and time.monotonic() - started >= timeout:
+                    break
+                with gate() if gate is not None else contextlib.nullcontext():
+                    if time.monotonic() >= next_reap:
+                        reap(study, heartbeat=heartbeat)
+                        next_reap = time.monotonic() + _REAP_EVERY_S
+                    # A dead worker's RUNNING trial must not end the study one trial short: repair, recount.
+                    if budget_used(study) >= n_trials and (
+                        not reap(study, heartbeat=heartbeat) or budget_used(study) >= n_trials
+                    ):
+                        break
+                    with latch.held():  # a trial must never exist without this loop knowing it
+                        trial = _ask(study)
+                        current = trial._trial_id
+                        pulse.start(current)
+                try:
+                    frozen = _run_trial(study, trial, tracked)
+                finally:
+                    pulse.stop()
+                current = None
+                if frozen is None:
+                    continue
+                if not frozen.user_attrs.get("interrupted"):
+                    ran += 1
+                for callback in after_trial:
+                    callback(study, frozen)
     except KeyboardInterrupt:
         _fail_if_running(study, current)
         raise
     finally:
+        pulse.close()
         study._storage.remove_session()
     return ran
 
@@ -531,21 +539,54 @@ def run_trials(
 _REAP_EVERY_S = 10.0
 
 
+class CtrlCLatch:
+    """While installed, a Ctrl-C that arrives inside a :meth:`held` block is delivered when the block ends.
+
+    A trial loop installs one for its whole run: swapping the handler around every ask would cost
+    more than the rest of the loop's own work on a fast objective.
+    """
+
+    def __init__(self) -> None:
+        self.holding = False
+        self.pending: tuple[int, Any] | None = None
+        self.previous: Any = None
+
+    def __enter__(self) -> CtrlCLatch:
+        previous = signal.getsignal(signal.SIGINT)
+        # Signal handlers belong to the main thread (a Dask task is not); an ignored Ctrl-C stays so.
+        if threading.current_thread() is threading.main_thread() and callable(previous):
+            self.previous = previous
+            signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # A handler that replaced this one meanwhile (a worker ignoring further Ctrl-C) stays.
+        if self.previous is not None and signal.getsignal(signal.SIGINT) == self._handle:
+            signal.signal(signal.SIGINT, self.previous)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.holding:
+            self.pending = (signum, frame)
+        else:
+            self.previous(signum, frame)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
+            if self.pending is not None and self.previous is not None:
+                pending, self.pending = self.pending, None
+                self.previous(*pending)
+
+
 @contextlib.contextmanager
 def hold_ctrl_c() -> Iterator[None]:
     """Deliver a Ctrl-C that arrives inside the block only when the block is done."""
-    previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or not callable(previous):
-        yield  # signal handlers belong to the main thread (a Dask task is not); an ignored Ctrl-C stays so
-        return
-    held: list[tuple[int, Any]] = []
-    signal.signal(signal.SIGINT, lambda signum, frame: held.append((signum, frame)))
-    try:
+    with CtrlCLatch() as latch, latch.held():
         yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if held:
-            previous(*held[0])
 
 
 def _ask(study: optuna.Study) -> optuna.Trial:

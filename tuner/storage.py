@@ -285,8 +285,120 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def mark_worker(storage: optuna.storages.BaseStorage, trial_id: int, worker: dict[str, Any]) -> None:
-    """Name the process running the trial; on journal storages this is also its first heartbeat."""
+    """Name the process running the trial; on journal storages this is also its heartbeat."""
     storage.set_trial_system_attr(trial_id, ATTR_WORKER, {**worker, "beat": time.time()})
+
+
+# On journal files a trial is named (its first beat) this long after it starts, so that trials
+# shorter than this cost no write for it; until then its start time stands in for the beat.
+NAME_AFTER_S = 1.0
+
+
+class Pulse:
+    """Names each trial's worker and keeps its heartbeat, from one thread per trial loop.
+
+    RDB storages get their worker named at once and Optuna's heartbeat record from the start of
+    the trial, then every ``settings.interval`` seconds. Journal storages (file, Redis) have no
+    heartbeat of their own: the ``beat`` in the trial's worker attribute is renewed instead. On a
+    journal file the worker is named only after ``NAME_AFTER_S`` (a shorter trial costs no write;
+    :func:`stale_trial_ids` counts its start as the first beat). Without ``settings`` the worker is named and nothing beats; on the
+    in-memory storage, which no other process sees, nothing is written at all.
+    """
+
+    def __init__(
+        self, storage: optuna.storages.BaseStorage, settings: Heartbeat | None, worker: dict[str, Any]
+    ) -> None:
+        from optuna.storages import InMemoryStorage, JournalStorage
+        from optuna.storages._heartbeat import is_heartbeat_enabled
+
+        self.storage, self.settings, self.worker = storage, settings, worker
+        self.record: Any = None
+        self.first_wait = 0.0
+        # No other process sees an in-memory storage, so there is no one to tell who runs a trial.
+        self.name_now = not isinstance(storage, InMemoryStorage)
+        if settings is None:
+            pass
+        elif is_heartbeat_enabled(storage):
+            self.record = getattr(storage, "record_heartbeat")  # noqa: B009 - BaseHeartbeat is not BaseStorage API
+        elif isinstance(storage, JournalStorage):
+            self.record = lambda trial_id: mark_worker(storage, trial_id, worker)
+            if _is_journal_file(storage):
+                self.first_wait, self.name_now = min(NAME_AFTER_S, settings.interval), False
+            else:  # Redis: workers on other machines, which `tuner doctor` should name from the start
+                self.first_wait = settings.interval
+        self.changed = threading.Condition()
+        self.trial_id: int | None = None
+        self.closed = False
+        self.thread: threading.Thread | None = None
+
+    def start(self, trial_id: int) -> None:
+        """The loop runs ``trial_id`` now: name the worker on it (unless deferred) and beat for it."""
+        if self.name_now:
+            mark_worker(self.storage, trial_id, self.worker)
+        if self.record is None:
+            return
+        with self.changed:
+            self.trial_id = trial_id
+            self.changed.notify()
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._beat, name="tuner-heartbeat", daemon=True)
+            self.thread.start()
+
+    def stop(self) -> None:
+        """The trial is over: no more beats for it."""
+        if self.record is None:
+            return
+        with self.changed:
+            self.trial_id = None
+            self.changed.notify()
+
+    def close(self) -> None:
+        with self.changed:
+            self.closed, self.trial_id = True, None
+            self.changed.notify()
+        if self.thread is not None:
+            self.thread.join(timeout=(self.settings.interval if self.settings else 0) + 5)
+
+    def _beat(self) -> None:
+        from optuna.exceptions import UpdateFinishedTrialError
+
+        assert self.settings is not None
+        while True:
+            with self.changed:
+                while self.trial_id is None and not self.closed:
+                    self.changed.wait()
+                if self.closed:
+                    break
+                trial_id, due = self.trial_id, time.monotonic() + self.first_wait
+                while self.trial_id == trial_id and not self.closed and time.monotonic() < due:
+                    self.changed.wait(max(0.0, due - time.monotonic()))
+                if self.trial_id != trial_id or self.closed:
+                    continue
+            while True:
+                try:
+                    self.record(trial_id)
+                except UpdateFinishedTrialError:
+                    break  # a peer already failed the trial; the worker finds out when it reports
+                except Exception:  # a dropped connection: the next beat retries, the grace period absorbs it
+                    pass
+                with self.changed:
+                    due = time.monotonic() + self.settings.interval
+                    while self.trial_id == trial_id and not self.closed and time.monotonic() < due:
+                        self.changed.wait(max(0.0, due - time.monotonic()))
+                    if self.trial_id != trial_id or self.closed:
+                        break
+            with self.changed:  # wait for the next trial rather than beat again for this one
+                while self.trial_id == trial_id and not self.closed:
+                    self.changed.wait()
+        remove = getattr(self.storage, "remove_session", None)
+        if remove is not None:
+            remove()  # RDB sessions are per thread; close this thread's one
+
+
+def _is_journal_file(storage: optuna.storages.BaseStorage) -> bool:
+    from optuna.storages.journal import JournalFileBackend
+
+    return isinstance(getattr(storage, "_backend", None), JournalFileBackend)
 
 
 @contextlib.contextmanager
@@ -297,61 +409,27 @@ def heartbeat_thread(
     *,
     worker: dict[str, Any] | None = None,
 ) -> Iterator[None]:
-    """Beat for ``trial_id`` every ``settings.interval`` seconds while the block runs.
+    """Beat for ``trial_id`` while the block runs; the caller has named the worker (``worker``) already.
 
-    RDB storages get Optuna's heartbeat record, from the start. Journal storages (file, Redis) have
-    no heartbeat of their own: there the ``beat`` in the trial's worker attribute is renewed, so
-    :func:`mark_worker` was the first beat and a trial shorter than the interval costs no write.
+    A one-trial :class:`Pulse`, for a process that runs a trial outside :func:`tuner.runner.run_trials`.
     """
-    from optuna.exceptions import UpdateFinishedTrialError
-    from optuna.storages import JournalStorage
-    from optuna.storages._heartbeat import is_heartbeat_enabled
-
-    record: Any = None
-    first_wait = 0.0
-    if settings is None:
-        pass
-    elif is_heartbeat_enabled(storage):
-        record = getattr(storage, "record_heartbeat")  # noqa: B009 - BaseHeartbeat is not BaseStorage API
-    elif isinstance(storage, JournalStorage) and worker is not None:
-        first_wait = settings.interval
-
-        def record(trial_id: int) -> None:
-            mark_worker(storage, trial_id, worker)
-
-    if record is None or settings is None:
-        yield
-        return
-    stop = threading.Event()
-    interval = settings.interval
-
-    def beat() -> None:
-        if stop.wait(first_wait):
-            return
-        while True:
-            try:
-                record(trial_id)
-            except UpdateFinishedTrialError:
-                return  # a peer already failed the trial; the worker finds out when it reports
-            except Exception:  # a dropped connection: the next beat retries, the grace period absorbs it
-                pass
-            if stop.wait(interval):
-                break
-        remove = getattr(storage, "remove_session", None)
-        if remove is not None:
-            remove()  # RDB sessions are per thread; close this thread's one
-
-    thread = threading.Thread(target=beat, name=f"tuner-heartbeat-{trial_id}", daemon=True)
-    thread.start()
+    pulse = Pulse(storage, settings, worker or {})
+    pulse.name_now = False
+    if worker is None and pulse.first_wait:
+        pulse.record = None  # a journal beat renews the worker attribute, and there is no worker to renew
     try:
+        pulse.start(trial_id)
         yield
     finally:
-        stop.set()
-        thread.join(timeout=settings.interval + 5)
+        pulse.close()
 
 
 def stale_trial_ids(storage: optuna.storages.BaseStorage, study_id: int, settings: Heartbeat | None) -> set[int]:
-    """RUNNING trials whose last heartbeat is older than the grace period (never those without one)."""
+    """RUNNING trials whose last heartbeat is older than the grace period.
+
+    On RDB storages that is Optuna's own check (trials without a heartbeat record are never
+    stale); on journal storages a trial without a beat yet counts from its start.
+    """
     from optuna.storages import JournalStorage
     from optuna.storages._heartbeat import is_heartbeat_enabled
     from optuna.trial import TrialState
@@ -362,18 +440,22 @@ def stale_trial_ids(storage: optuna.storages.BaseStorage, study_id: int, setting
         return set()
     cutoff = time.time() - settings.grace
     running = storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
-    return {t._trial_id for t in running if _beat(t) is not None and float(_beat(t) or 0) < cutoff}
+    return {t._trial_id for t in running if _beat(t) < cutoff}
 
 
-def _beat(trial: optuna.trial.FrozenTrial) -> float | None:
+def _beat(trial: optuna.trial.FrozenTrial) -> float:
+    """The trial's last beat; its start while its worker has not named itself yet (see ``NAME_AFTER_S``)."""
     worker = trial.system_attrs.get(ATTR_WORKER)
-    return worker.get("beat") if isinstance(worker, dict) else None
+    beat = worker.get("beat") if isinstance(worker, dict) else None
+    if beat is not None:
+        return float(beat)
+    return trial.datetime_start.timestamp() if trial.datetime_start else time.time()
 
 
 def heartbeat_ages(storage: optuna.storages.BaseStorage, trials: list[optuna.trial.FrozenTrial]) -> dict[int, float]:
     """Seconds since each trial's last heartbeat, for trials that have one (for ``tuner doctor``)."""
     now = time.time()
-    ages = {t.number: now - float(_beat(t) or now) for t in trials if _beat(t) is not None}
+    ages = {t.number: now - _beat(t) for t in trials if ATTR_WORKER in t.system_attrs}
     backend = getattr(storage, "_backend", storage)
     engine = getattr(backend, "engine", None)
     if engine is None:

@@ -68,6 +68,26 @@ def test_stale_heartbeat_of_a_remote_worker_fails_and_retries_its_trial(tmp_path
     assert sum(t.state == TrialState.COMPLETE for t in trials) == 3
 
 
+def test_journal_trial_whose_worker_died_before_naming_itself_is_lost_after_the_grace_period(tmp_path):
+    heartbeat = Heartbeat(interval=1, grace=2)
+    study = make_study(tmp_path, "fast", n_trials=3, storage="study.log")
+    tuner.run_study(study.spec, n_trials=1, heartbeat=heartbeat)
+    # A worker asks for a trial and dies before its first beat: the trial carries no worker at all.
+    loaded = optuna.load_study(study_name=study.name, storage=open_storage(study.url))
+    orphan = loaded.ask()
+    orphan.suggest_float("x", 0, 1)
+    tuner.run_study(study.spec, n_trials=2, heartbeat=heartbeat)
+    assert study.trials()[orphan.number].state == TrialState.RUNNING, "within the grace period it may still run"
+
+    time.sleep(heartbeat.grace + 0.5)
+    tuner.run_study(study.spec, heartbeat=heartbeat)
+    trials = study.trials()
+    lost = trials[orphan.number]
+    assert lost.state == TrialState.FAIL and lost.user_attrs["lost"] is True
+    assert "no worker named itself" in lost.user_attrs["error"]
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 3
+
+
 def test_a_worker_whose_trial_a_peer_failed_logs_result_discarded_and_goes_on(tmp_path, caplog):
     study = make_study(tmp_path, "peer_fails_me", n_trials=4)
     with caplog.at_level(logging.WARNING, logger="tuner"):
