@@ -232,3 +232,27 @@ def test_a_study_stored_before_new_spec_fields_existed_still_resumes(write_spec)
     study.set_user_attr("tuner:spec", json.dumps(old))
     study.set_user_attr("tuner:spec_hash", "from-an-older-version")
     assert tuner.run_study(spec, n_trials=2).ran == 1
+
+
+def test_grid_sampler_runs_each_point_once_then_stops_and_a_rerun_adds_nothing(write_spec, run_cli):
+    grid = {"name": "grid", "options": {"search_space": {"C": [0.1, 1.0, 10.0]}}}
+    spec = write_spec({"sampler": grid, "space": {"class_weight": None}, "budget": {"n_trials": 5}})
+    first = run_cli("run", spec, "-q")
+    assert first.code == 0 and "Traceback" not in first.err
+    assert "the grid is done" in first.out
+    trials = _trials(spec)
+    assert sorted(t.params["C"] for t in trials) == [0.1, 1.0, 10.0]
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+
+    again = run_cli("run", spec, "-q")
+    assert again.code == 0 and "ran 0 trial(s) now" in again.out and "the grid is done" in again.out
+    assert len(_trials(spec)) == 3
+
+
+def test_grid_without_values_for_a_searched_parameter_is_refused_before_any_trial(write_spec, run_cli):
+    grid = {"name": "grid", "options": {"search_space": {"C": [0.1, 1.0]}}}
+    spec = write_spec({"sampler": grid})
+    result = run_cli("run", spec, "-q")
+    assert result.code == 2
+    assert "sampler.options.search_space" in result.err and "class_weight" in result.err
+    assert not (spec.parent / "tuner.db").exists()

@@ -495,9 +495,17 @@ def run_trials(
     ran = 0
     next_reap = 0.0
     current: int | None = None
+    # Samplers end a search by calling study.stop() (the grid sampler, once every point is tried),
+    # which Optuna allows only inside its optimize loop; this loop is one, so it says so and obeys.
+    study._thread_local.in_optimize_loop = True
+    exhausted = getattr(study.sampler, "is_exhausted", None)  # a grid tried in full by an earlier run
+    study._stop_flag = bool(exhausted is not None and exhausted(study))
     try:
         with CtrlCLatch() as latch:
             while not (guard is not None and guard.tripped):
+                if study._stop_flag:
+                    _log.info("the sampler has no more configurations to propose; stopping")
+                    break
                 if should_stop is not None and should_stop():
                     break
                 if timeout is not None and time.monotonic() - started >= timeout:
@@ -530,6 +538,7 @@ def run_trials(
         _fail_if_running(study, current)
         raise
     finally:
+        study._thread_local.in_optimize_loop = False
         pulse.close()
         study._storage.remove_session()
     return ran

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from tuner.errors import SpecError
@@ -163,6 +163,19 @@ def build_sampler(spec: SamplerSpec, seed: int | None, *, label: str) -> optuna.
             f"{label}, field 'sampler.options': the {spec.name!r} sampler rejected its options ({exc}). "
             "Use the keyword arguments of the matching optuna.samplers class."
         ) from None
+
+
+def check_grid(spec: SamplerSpec, searched: Iterable[str], *, label: str) -> None:
+    """The grid sampler must have values for every searched parameter; say which are missing before any trial."""
+    if spec.name != "grid" or not isinstance(spec.options.get("search_space"), Mapping):
+        return
+    missing = [name for name in searched if name not in spec.options["search_space"]]
+    if missing:
+        raise SpecError(
+            f"{label}, field 'sampler.options.search_space': the grid has no values for {', '.join(missing)}, "
+            "which the search space also tunes. Add a list of values for each, or fix them in `space` "
+            f"(e.g. `space: {{{missing[0]}: <value>}}`)."
+        )
 
 
 def build_pruner(spec: PrunerSpec, *, label: str) -> optuna.pruners.BasePruner:

@@ -90,6 +90,10 @@ def _summary(result: StudyResult, spec: Path) -> None:
     )
     if result.ran == 0 and finished >= total:
         console.print("The study had already reached its budget; raise --n-trials to run more.")
+    elif result.study._stop_flag and finished < total:
+        console.print(
+            "The sampler has tried every configuration it can propose (the grid is done), so the run stopped."
+        )
     best = result.best_trial
     if best is None:
         console.print(_no_best(result, spec), highlight=False)
