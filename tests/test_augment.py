@@ -209,3 +209,20 @@ def test_impossible_augmentation_is_refused_before_any_trial(tmp_path, changes, 
         run(spec, data, tmp_path)
     assert message in str(caught.value)
     assert not (tmp_path / "tuner.db").exists()
+
+
+def test_refit_fits_through_the_same_balancing_and_augmentation_as_the_folds(tmp_path, scratch_registry):
+    from tuner import refit_best
+
+    register_model("test-recorder", classifier=Recorder)
+    X, y = _imbalanced(90, ones=18)
+    frame = X.assign(y=y)
+    spec = study_spec("refit-plan", "test-recorder", balance="oversample", augment={"noise_std": 0.2, "copies": 1})
+    run(spec, frame, tmp_path)
+    Recorder.calls.clear()
+    refit_best("refit-plan", storage=str(tmp_path / "tuner.db"), data=frame, out=tmp_path / "model.joblib")
+    fitted = [X_fit for kind, X_fit in Recorder.calls if kind == "fit"]
+    assert len(fitted) == 1
+    block = len(fitted[0]) // 2  # the oversampled rows, then one jittered copy of them
+    assert block == 2 * (90 - 18), "every tuning row, with the minority class drawn up to the majority's size"
+    assert np.bincount(y[fitted[0].iloc[:block]["row"].astype(int)]).tolist() == [72, 72]

@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     import optuna
     import pandas as pd
 
-    from tuner.data import Dataset
     from tuner.objectives import ObjectiveContext
     from tuner.spec import StudySpec
 
@@ -129,7 +128,7 @@ def refit_best(
     estimator = context.build_estimator(params)
     if iterations is not None:
         _no_early_stopping(estimator)
-    messages = _fit(estimator, context.dataset)
+    messages = _fit(estimator, context, params)
     test = _score_holdout(estimator, context)
 
     import joblib
@@ -262,10 +261,16 @@ def _no_early_stopping(estimator: Any) -> None:
         final.set_params(early_stopping=False)
 
 
-def _fit(estimator: Any, dataset: Dataset) -> list[str]:
+def _fit(estimator: Any, context: ObjectiveContext, params: dict[str, Any]) -> list[str]:
+    """Fit on every tuning row through the trial's balancing and augmentation, as each fold was fitted."""
+    from tuner import augment
+    from tuner.seeds import seed_for
+
+    plan = augment.plan_for(context.spec, params)
+    dataset = context.dataset
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        estimator.fit(dataset.X, dataset.y)
+        augment.fit(estimator, plan, dataset.X, dataset.y, seed=seed_for(context.spec.seed, "augment", "refit"))
     return sorted({f"{w.category.__name__}: {w.message}"[:300] for w in caught})[:10]
 
 
