@@ -256,3 +256,20 @@ def test_grid_without_values_for_a_searched_parameter_is_refused_before_any_tria
     assert result.code == 2
     assert "sampler.options.search_space" in result.err and "class_weight" in result.err
     assert not (spec.parent / "tuner.db").exists()
+
+
+def test_a_queued_trial_still_runs_after_the_grid_is_done(write_spec):
+    grid = {"name": "grid", "options": {"search_space": {"C": [0.1, 1.0]}}}
+    spec = write_spec({"sampler": grid, "space": {"class_weight": None}, "budget": {"n_trials": 5}})
+    first = tuner.run_study(spec)
+    assert first.ran == 2
+    first.study.enqueue_trial({"C": 1.0})  # e.g. the retry of a trial whose worker was lost
+    again = tuner.run_study(spec)
+    assert again.ran == 1 and len(_trials(spec)) == 3
+
+
+def test_a_python_objective_may_run_on_a_grid_of_its_own_parameters(write_spec):
+    grid = {"name": "grid", "options": {"search_space": {"x": [0.0, 1.0]}}}
+    spec = write_spec({"sampler": grid, "budget": {"n_trials": 2}})
+    result = tuner.run_study(spec, objective=lambda trial, ctx: trial.suggest_float("x", 0, 1))
+    assert sorted(t.params["x"] for t in result.study.trials) == [0.0, 1.0]

@@ -190,7 +190,6 @@ def build_context(spec: StudySpec, *, data: Any = None) -> ObjectiveContext:
     from tuner.fold_order import order_folds
     from tuner.metrics import check_metric, default_metric, get_metric
     from tuner.models import get_model
-    from tuner.samplers import check_grid
     from tuner.space import merge
     from tuner.splits import make_splits, resolve_scheme, split_holdout
 
@@ -221,8 +220,6 @@ def build_context(spec: StudySpec, *, data: Any = None) -> ObjectiveContext:
     dataset, holdout = split_holdout(spec.cv, dataset, seed=seed_for(cv_seed, "holdout"), label=label)
     splits = order_folds(make_splits(spec.cv, dataset, seed=cv_seed, label=label), resolve_scheme(spec.cv, dataset))
     fidelity.check(spec, model)
-    if not spec.objective.custom:  # a custom objective suggests parameters of its own
-        check_grid(spec.sampler, [n for n, p in space.items() if p.type != "fixed"], label=label)
     score_groups = prepare_groups(spec, dataset)
     augment.check(spec, dataset, example)
     metric = get_metric(metric_name, dataset.task)
@@ -259,5 +256,11 @@ def make_objective(
     if objective is None and spec.objective.custom:
         objective = import_object(spec.objective.custom, field="objective", label=spec.label, base_dir=spec.base_dir)
     if objective is not None:
-        return CustomObjective(objective, context)
+        return CustomObjective(objective, context)  # it suggests parameters of its own
+    from tuner.samplers import check_grid
+
+    # Conditional parameters are left out: the grid may never meet their condition.
+    check_grid(
+        spec.sampler, [n for n, p in context.space.items() if p.type != "fixed" and not p.when], label=spec.label
+    )
     return CVObjective(context, report_fold_scores=spec.pruner.name == "wilcoxon")

@@ -214,14 +214,14 @@ def _run_processes(
         for index in range(1 if here else 0, n)
     ]
     first = len(study.get_trials(deepcopy=False))  # trials numbered from here on are this run's
-    supervisor = _Supervisor(study, job, procs, watcher, guard, stop)
+    supervisor = _Supervisor(study, job, procs, watcher, guard, stop, first)
     try:
         if objective is None:
             _start(ctx, procs)
         else:
             # The other workers start from the supervisor's thread: a first start waits for the
             # fork server's imports, and the parent tunes meanwhile.
-            with supervisor.in_background(before=partial(_start, ctx, procs)):
+            with supervisor.in_background(before=partial(_start, ctx, procs, cancelled=stop.is_set)):
                 _run_here(study, objective, job, partial(_locked, gate), lambda: stop.is_set() or guard.tripped)
         supervisor.until_stopped()
     except BaseException as exc:
@@ -234,7 +234,11 @@ def _run_processes(
         for proc in procs:
             if proc.pid is not None and proc.is_alive():
                 proc.kill()
-    failed = [proc for proc in procs if proc.exitcode not in (0, _EXIT_TOO_MANY_FAILURES, _EXIT_INTERRUPTED)]
+    failed = [
+        proc
+        for proc in procs
+        if proc.pid is not None and proc.exitcode not in (0, _EXIT_TOO_MANY_FAILURES, _EXIT_INTERRUPTED)
+    ]
     _check_failures(study, job, [f"exit code {proc.exitcode}" for proc in failed], n, guard)
 
 
@@ -253,10 +257,12 @@ class _Supervisor:
         watcher: _Watcher,
         guard: _FailureGuard,
         stop: Any,
+        first: int,
     ) -> None:
         self.study, self.job, self.procs = study, job, procs
-        self.watcher, self.guard, self.stop = watcher, guard, stop
+        self.watcher, self.guard, self.stop, self.first = watcher, guard, stop, first
         self.handled: set[int] = set()
+        self.deaths: list[float] = []  # when workers died, until their unnamed trials are repaired
 
     def tick(self) -> None:
         from tuner.doctor import reap
@@ -269,6 +275,31 @@ class _Supervisor:
                 self.handled.add(proc.pid or 0)
                 # A killed worker's trial would hold budget until a peer notices; repair it now.
                 reap(self.study, heartbeat=self.job.heartbeat, pids=[proc.pid or 0])
+                self.deaths.append(time.time())
+        if self.deaths:
+            self._repair_unnamed()
+
+    def _repair_unnamed(self) -> None:
+        """Repair the trials of dead workers that had not named themselves yet (journal files name late).
+
+        Live workers name theirs within ``2 × NAME_AFTER_S`` of the start, so a trial of this run
+        that started before a death and is still unnamed that long after it was the dead worker's.
+        """
+        from tuner.doctor import repair, running_trials
+        from tuner.storage import NAME_AFTER_S
+
+        settled = [t for t in self.deaths if time.time() > t + 2 * NAME_AFTER_S + 0.5]
+        if not settled:
+            return
+        latest = max(settled)
+        orphans = [
+            t
+            for t in running_trials(self.study, heartbeat=None)
+            if t.host is None and t.number >= self.first and t.started and t.started.timestamp() < latest
+        ]
+        if orphans:
+            repair(self.study, orphans)
+        self.deaths = [t for t in self.deaths if t not in settled]
 
     def until_stopped(self) -> None:
         from multiprocessing.connection import wait
@@ -297,11 +328,18 @@ class _Supervisor:
 
         thread = threading.Thread(target=loop, name="tuner-supervisor", daemon=True)
         thread.start()
+        raised = True
         try:
             yield
+            raised = False
+        except BaseException:
+            self.stop.set()  # workers not started yet stay unstarted (Ctrl-C, an error here)
+            raise
         finally:
             done.set()
             thread.join()
+            if failure and raised:
+                _log.error("the worker supervisor failed too: %s: %s", type(failure[0]).__name__, failure[0])
         if failure:
             raise failure[0]
 
@@ -316,7 +354,8 @@ def _run_here(
     """The parent's share of the trials, as worker 0: one-thread model pools, a sampler seed of its own.
 
     Like a worker process it stops at its own streak of failures (the shared guard only sees
-    trials when it polls); ``should_stop`` then turns true for the other workers too.
+    trials when it polls); the other workers go on until their own streak or the shared guard
+    stops them.
     """
     from threadpoolctl import threadpool_limits
 
@@ -349,13 +388,18 @@ def prestart(spec: StudySpec) -> None:
             forkserver.ensure_running()
 
 
-def _start(ctx: Any, procs: Sequence[Any]) -> None:
-    """Start the workers so that a Ctrl-C meanwhile never hits one (or the fork server) mid-import."""
+def _start(ctx: Any, procs: Sequence[Any], cancelled: Callable[[], bool] = lambda: False) -> None:
+    """Start the workers so that a Ctrl-C meanwhile never hits one (or the fork server) mid-import.
+
+    Workers not started yet when ``cancelled()`` turns true are never started.
+    """
     from tuner.runner import hold_ctrl_c
 
     with _deaf_to_ctrl_c():
         if ctx.get_start_method() != "forkserver":
             for proc in procs:
+                if cancelled():
+                    return
                 proc.start()
             return
         from multiprocessing import forkserver
@@ -363,6 +407,8 @@ def _start(ctx: Any, procs: Sequence[Any]) -> None:
         forkserver.ensure_running()
     with hold_ctrl_c():  # the first start waits for the fork server's imports; Ctrl-C then counts after
         for proc in procs:
+            if cancelled():
+                return
             proc.start()
 
 

@@ -495,15 +495,16 @@ def run_trials(
     ran = 0
     next_reap = 0.0
     current: int | None = None
-    # Samplers end a search by calling study.stop() (the grid sampler, once every point is tried),
-    # which Optuna allows only inside its optimize loop; this loop is one, so it says so and obeys.
-    study._thread_local.in_optimize_loop = True
-    exhausted = getattr(study.sampler, "is_exhausted", None)  # a grid tried in full by an earlier run
-    study._stop_flag = bool(exhausted is not None and exhausted(study))
     try:
+        # Samplers end a search by calling study.stop() (the grid sampler, once every point is
+        # tried), which Optuna allows only inside its optimize loop; this loop is one and obeys.
+        study._thread_local.in_optimize_loop = True
+        exhausted = getattr(study.sampler, "is_exhausted", None)  # a grid tried in full by an earlier run
+        study._stop_flag = bool(exhausted is not None and exhausted(study))
         with CtrlCLatch() as latch:
             while not (guard is not None and guard.tripped):
-                if study._stop_flag:
+                # Queued trials (retries of lost ones, warm starts) still run after the sampler is done.
+                if study._stop_flag and not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
                     _log.info("the sampler has no more configurations to propose; stopping")
                     break
                 if should_stop is not None and should_stop():

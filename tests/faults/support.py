@@ -61,6 +61,22 @@ def broken(trial, ctx):
     raise RuntimeError(f"broken {trial.number}")
 
 
+def dies_early_once(trial, ctx):
+    # A worker process (never the parent, worker 0) dies at the start of its first trial from 3
+    # on, before a journal file would name it on the trial; the marker file makes it happen once.
+    import multiprocessing
+    import os
+    import signal
+
+    x = trial.suggest_float("x", 0, 1)
+    marker = ctx.spec.base_dir / "died"
+    if trial.number >= 3 and multiprocessing.parent_process() is not None and not marker.exists():
+        marker.write_text(str(trial.number))
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(0.3)  # slow enough that the parent has not run the whole budget before workers start
+    return x
+
+
 def peer_fails_me(trial, ctx):
     # Trial 1 plays a worker whose heartbeat looked stale: a "peer" marks it FAIL meanwhile.
     x = trial.suggest_float("x", 0, 1)

@@ -88,6 +88,19 @@ def test_journal_trial_whose_worker_died_before_naming_itself_is_lost_after_the_
     assert sum(t.state == TrialState.COMPLETE for t in trials) == 3
 
 
+def test_a_local_worker_dying_before_it_named_itself_on_a_journal_trial_is_repaired_at_once(tmp_path):
+    study = make_study(tmp_path, "dies_early_once", n_trials=16, storage="study.log")
+    tuner.run_study(study.spec, n_jobs=2)  # the default 60 s grace would be far too late
+    trials = study.trials()
+    killed = int((tmp_path / "died").read_text())
+    lost = trials[killed]
+    assert lost.state == TrialState.FAIL and lost.user_attrs["lost"] is True
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    retry = [t for t in trials if t.system_attrs.get("failed_trial") == killed]
+    assert len(retry) == 1 and retry[0].params == lost.params and retry[0].state == TrialState.COMPLETE
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 16
+
+
 def test_a_worker_whose_trial_a_peer_failed_logs_result_discarded_and_goes_on(tmp_path, caplog):
     study = make_study(tmp_path, "peer_fails_me", n_trials=4)
     with caplog.at_level(logging.WARNING, logger="tuner"):
