@@ -23,6 +23,24 @@ def test_a_new_study_starts_with_the_models_known_good_configurations(write_spec
     assert "fixed_params" not in trials[len(starts)].system_attrs  # then the sampler takes over
 
 
+@pytest.mark.parametrize(("early_stopping", "iterations"), [("auto", 100), (True, 300)])
+def test_known_good_starts_train_the_library_default_iterations_unless_stopped_early(
+    write_spec, early_stopping, iterations
+):
+    # breast_cancer's training folds hold about 380 rows, under `auto`'s 1000: no early stopping, so a
+    # start at the top of the range would train 300 iterations on every fold.
+    space = {"n_estimators": {"type": "int", "low": 10, "high": 300}}
+    spec = {
+        "model": "xgboost",
+        "space": space,
+        "budget": {"n_trials": 1},
+        "early_stopping": {"enabled": early_stopping},
+    }
+    first = tuner.run_study(write_spec(spec)).study.trials[0]
+    assert first.params["n_estimators"] == iterations
+    assert first.params["learning_rate"] == get_model("xgboost").starts[0]["learning_rate"]
+
+
 def test_known_good_starts_can_be_turned_off(write_spec):
     spec = write_spec({"model": "xgboost", "budget": {"n_trials": 1}, "warm_start": {"known_good": False}})
     trial = tuner.run_study(spec).study.trials[0]

@@ -5,7 +5,8 @@ A new (empty) study enqueues, in this order:
 1. the best configurations of the earlier studies named in ``warm_start`` (``top`` of each, best
    first), which must tune the same model and live in the same storage;
 2. the catalog model's known-good configurations (``ModelEntry.starts``: the library defaults and
-   a robust slower setting), unless ``warm_start.known_good`` is false.
+   a robust slower setting; see :func:`known_good` for their iteration counts), unless
+   ``warm_start.known_good`` is false.
 
 Values are fitted to this study's space: parameters it does not search are dropped, numbers are
 clipped into range (and onto the step grid), categorical values it does not offer are dropped (the
@@ -45,7 +46,7 @@ def enqueue(study: optuna.Study, context: ObjectiveContext) -> int:
     for name in spec.warm_start.studies:
         configs.extend(best_configs(study, name, spec))
     if spec.warm_start.known_good and not spec.objective.custom:
-        configs.extend(getattr(context.model, "starts", ()))
+        configs.extend(known_good(context))
     seen: list[dict[str, Any]] = []
     for config in configs:
         params = fit_to_space(config, context.space)
@@ -53,6 +54,28 @@ def enqueue(study: optuna.Study, context: ObjectiveContext) -> int:
             seen.append(params)
             study.enqueue_trial(params, skip_if_exists=True)
     return len(seen)
+
+
+# XGBoost, LightGBM and HistGradientBoosting all train 100 boosting iterations by default.
+LIBRARY_ITERATIONS = 100
+
+
+def known_good(context: ObjectiveContext) -> list[Mapping[str, Any]]:
+    """The catalog model's known-good starts for this study.
+
+    The starts set boosting iterations to the top of the range because early stopping cuts them
+    short. Without early stopping (``auto`` turns it off below ``min_rows`` training rows) every
+    fold would train them all, making the first trials the study's most expensive ones, so the
+    library's own default count is used instead.
+    """
+    from tuner.early_stopping import enabled
+
+    starts = list(getattr(context.model, "starts", ()))
+    hook = context.model.iterations
+    settings = context.spec.early_stopping
+    if hook is None or enabled(settings.enabled, settings.min_rows, context):
+        return starts
+    return [{**start, hook.param: LIBRARY_ITERATIONS} if hook.param in start else start for start in starts]
 
 
 def best_configs(study: optuna.Study, name: str, spec: StudySpec) -> list[dict[str, Any]]:
