@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from tuner.cli.common import STORAGE_ENV, fmt_value, out, storage_file_option, storage_url, storage_value
-from tuner.runner import StudyInterrupted, StudyResult, run_study
 from tuner.storage import redact
+
+if TYPE_CHECKING:
+    from tuner.runner import StudyResult
 
 
 @click.command()
@@ -50,6 +53,8 @@ def run(
     quiet: bool,
 ) -> None:
     """Run the study in SPEC, or resume it: completed trials count towards the budget."""
+    from tuner.runner import StudyInterrupted, run_study
+
     value = storage_value(storage, storage_file)
     url = storage_url(value) if value else None
     try:
