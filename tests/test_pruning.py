@@ -174,3 +174,37 @@ def test_the_study_uses_the_reordered_folds(write_spec):
     context = build_context(spec)
     ends = [int(train.max()) for train, _ in context.splits]
     assert ends == sorted(ends, reverse=True)
+
+
+@pytest.mark.parametrize("name", ["median", "percentile"])
+def test_the_pruner_reads_the_trials_once_per_trial_and_decides_like_optunas_own(name):
+    ours = build_pruner(PrunerSpec(name=name), label="test")
+    plain = ours.pruner  # the wrapped Optuna pruner, which reads the trials at every check
+    study = optuna.create_study(direction="maximize", pruner=ours)
+    rng = np.random.default_rng(0)
+    for _ in range(8):
+        trial = study.ask()
+        for step in range(5):
+            trial.report(float(rng.uniform(0.5, 1.0)), step)
+        study.tell(trial, float(rng.uniform(0.5, 1.0)))
+    reads = 0
+    get_trials = study.get_trials
+
+    def counting(*args, **kwargs):
+        nonlocal reads
+        reads += 1
+        return get_trials(*args, **kwargs)
+
+    study.get_trials = counting  # type: ignore[method-assign]
+    decisions = []
+    for values in ([0.9, 0.95, 0.99, 0.97], [0.1, 0.2, 0.1, 0.3]):
+        trial = study.ask()
+        for step, value in enumerate(values):
+            trial.report(value, step)
+            frozen = study._storage.get_trial(trial._trial_id)
+            decisions.append((trial.should_prune(), plain.prune(study, frozen)))
+        study.tell(trial, state=TrialState.PRUNED)
+    assert all(ours_says == optuna_says for ours_says, optuna_says in decisions)
+    assert [d[0] for d in decisions] == [False] * 4 + [True] * 4, "a good trial runs on, a bad one is pruned"
+    # Each trial read the study once through the wrapper; Optuna's own pruner read it at every check.
+    assert reads == 2 + len(decisions)

@@ -89,15 +89,19 @@ def _median(options: dict[str, Any]) -> optuna.pruners.BasePruner:
 
     # Steps are folds: prune from the first fold on, once 5 trials have finished (settings pinned,
     # like the sampler's, so a study behaves the same on every Optuna version).
+    from tuner.pruning import OncePerTrial
+
     defaults = {"n_startup_trials": 5, "n_warmup_steps": 0, "interval_steps": 1}
-    return optuna.pruners.MedianPruner(**{**defaults, **options})
+    return OncePerTrial(optuna.pruners.MedianPruner(**{**defaults, **options}))
 
 
 def _percentile(options: dict[str, Any]) -> optuna.pruners.BasePruner:
     import optuna
 
+    from tuner.pruning import OncePerTrial
+
     defaults = {"percentile": 25.0, "n_startup_trials": 5, "n_warmup_steps": 0, "interval_steps": 1}
-    return optuna.pruners.PercentilePruner(**{**defaults, **options})
+    return OncePerTrial(optuna.pruners.PercentilePruner(**{**defaults, **options}))
 
 
 def _successive_halving(options: dict[str, Any]) -> optuna.pruners.BasePruner:
