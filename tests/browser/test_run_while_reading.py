@@ -18,7 +18,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-N_TRIALS = 8
+N_TRIALS = 40  # long enough (several seconds) for the readers to see the run mid-way
 SPEC = {
     "name": "busy",
     "data": {"source": "sklearn:breast_cancer"},
