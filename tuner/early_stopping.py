@@ -125,10 +125,9 @@ class FoldFitter:
     @classmethod
     def for_context(cls, context: ObjectiveContext) -> FoldFitter:
         settings = context.spec.early_stopping
-        hook = context.model.iterations
-        if hook is None or not enabled(settings.enabled, settings.min_rows, context):
+        if not stops_early(context):
             return cls(context, None)
-        return cls(context, hook, settings.rounds, settings.fraction, settings.min_delta)
+        return cls(context, context.model.iterations, settings.rounds, settings.fraction, settings.min_delta)
 
     def fit(self, model: Any, plan: augment.Plan, fold: int, X_train: Any, y_train: Any, *, seed: int) -> float:
         """Fit ``model`` on fold ``fold``'s training rows ``X_train, y_train``; returns the seconds taken."""
@@ -166,17 +165,22 @@ class FoldFitter:
             trial.set_user_attr(ATTR, list(self.best_iterations))
 
 
-def enabled(setting: bool | str, min_rows: int, context: ObjectiveContext) -> bool:
-    """Whether folds stop early: ``auto`` means when every training fold has ``min_rows`` rows.
+def stops_early(context: ObjectiveContext) -> bool:
+    """Whether the study's folds stop early: the model has an iteration hook and the setting is on.
+
+    ``auto`` means on when every training fold has ``early_stopping.min_rows`` rows.
 
     On small data the rows held out for stopping cost the model more than stopping saves, and a
     stopping set of a few dozen rows gives a noisy stop (bench/efficiency.py: on the bundled data
     sets, folds of 140-460 rows, tuning without early stopping found better models at equal time).
     scikit-learn's HistGradientBoosting makes the same call with its own ``early_stopping="auto"``.
     """
-    if setting != "auto":
-        return bool(setting)
-    return min(len(train) for train, _ in context.splits) >= min_rows
+    settings = context.spec.early_stopping
+    if context.model.iterations is None:
+        return False
+    if settings.enabled != "auto":
+        return bool(settings.enabled)
+    return min(len(train) for train, _ in context.splits) >= settings.min_rows
 
 
 def _is_time_ordered(context: ObjectiveContext) -> bool:

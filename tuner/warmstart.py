@@ -68,12 +68,11 @@ def known_good(context: ObjectiveContext) -> list[Mapping[str, Any]]:
     fold would train them all, making the first trials the study's most expensive ones, so the
     library's own default count is used instead.
     """
-    from tuner.early_stopping import enabled
+    from tuner.early_stopping import stops_early
 
     starts = list(getattr(context.model, "starts", ()))
     hook = context.model.iterations
-    settings = context.spec.early_stopping
-    if hook is None or enabled(settings.enabled, settings.min_rows, context):
+    if hook is None or stops_early(context):
         return starts
     return [{**start, hook.param: LIBRARY_ITERATIONS} if hook.param in start else start for start in starts]
 
