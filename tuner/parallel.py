@@ -89,21 +89,40 @@ def run_worker(
     import socket
 
     from tuner.objectives import build_context, make_objective
-    from tuner.runner import _FailureGuard, count_done, open_study, run_trials, too_many_failures
-    from tuner.samplers import build_sampler
-    from tuner.seeds import seed_for
+    from tuner.runner import open_study, too_many_failures
 
     spec = job.spec
     context = build_context(spec, data=job.data)
     fn = make_objective(context, job.objective)
     study = open_study(spec, context, job.url, allow_space_change=job.allow_space_change, heartbeat=job.heartbeat)
     label = index if index is not None else f"{socket.gethostname()}:{os.getpid()}"
-    seed = seed_for(spec.seed, "sampler", count_done(study), label)
-    study.sampler = build_sampler(spec.sampler, seed, label=spec.label)
+    ran, guard = _work(study, fn, job, label, gate, should_stop)
+    if guard.tripped:
+        raise too_many_failures(spec, guard)
+    return ran
+
+
+def _work(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], Any],
+    job: WorkerJob,
+    label: int | str,
+    gate: Callable[[], contextlib.AbstractContextManager[Any]] | None,
+    should_stop: Callable[[], bool] | None,
+) -> tuple[int, _FailureGuard]:
+    """One worker's trial loop on an open study: its own sampler seed and its own failure streak."""
+    from tuner.runner import _FailureGuard, count_done, run_trials
+    from tuner.samplers import build_sampler
+    from tuner.seeds import seed_for
+
+    spec = job.spec
+    study.sampler = build_sampler(
+        spec.sampler, seed_for(spec.seed, "sampler", count_done(study), label), label=spec.label
+    )
     guard = _FailureGuard(job.max_failures)
     ran = run_trials(
         study,
-        fn,
+        objective,
         n_trials=spec.budget.n_trials,
         timeout=spec.budget.timeout,
         guard=guard,
@@ -111,9 +130,7 @@ def run_worker(
         gate=gate,
         should_stop=should_stop,
     )
-    if guard.tripped:
-        raise too_many_failures(spec, guard)
-    return ran
+    return ran, guard
 
 
 def run_parallel(
@@ -359,23 +376,8 @@ def _run_here(
     """
     from threadpoolctl import threadpool_limits
 
-    from tuner.runner import _FailureGuard, count_done, run_trials
-    from tuner.samplers import build_sampler
-    from tuner.seeds import seed_for
-
-    spec = job.spec
-    study.sampler = build_sampler(spec.sampler, seed_for(spec.seed, "sampler", count_done(study), 0), label=spec.label)
     with threadpool_limits(limits=1):
-        run_trials(
-            study,
-            objective,
-            n_trials=spec.budget.n_trials,
-            timeout=spec.budget.timeout,
-            guard=_FailureGuard(job.max_failures),
-            heartbeat=job.heartbeat,
-            gate=gate,
-            should_stop=should_stop,
-        )
+        _work(study, objective, job, 0, gate, should_stop)
 
 
 def prestart(spec: StudySpec) -> None:
@@ -395,17 +397,15 @@ def _start(ctx: Any, procs: Sequence[Any], cancelled: Callable[[], bool] = lambd
     """
     from tuner.runner import hold_ctrl_c
 
-    with _deaf_to_ctrl_c():
-        if ctx.get_start_method() != "forkserver":
-            for proc in procs:
-                if cancelled():
-                    return
-                proc.start()
-            return
+    forked = ctx.get_start_method() == "forkserver"
+    if forked:
         from multiprocessing import forkserver
 
-        forkserver.ensure_running()
-    with hold_ctrl_c():  # the first start waits for the fork server's imports; Ctrl-C then counts after
+        with _deaf_to_ctrl_c():
+            forkserver.ensure_running()
+    # Spawned workers inherit this process's ignored SIGINT. Forked ones come from the deaf fork
+    # server, and the first start waits for its imports: a Ctrl-C meanwhile counts once they started.
+    with hold_ctrl_c() if forked else _deaf_to_ctrl_c():
         for proc in procs:
             if cancelled():
                 return
