@@ -14,13 +14,11 @@ from one that is still running: see :func:`stale_trial_ids` and :mod:`tuner.doct
 
 from __future__ import annotations
 
-import contextlib
 import re
 import sqlite3
 import threading
 import time
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -412,29 +410,6 @@ def _is_journal_file(storage: optuna.storages.BaseStorage) -> bool:
     from optuna.storages.journal import JournalFileBackend
 
     return isinstance(getattr(storage, "_backend", None), JournalFileBackend)
-
-
-@contextlib.contextmanager
-def heartbeat_thread(
-    storage: optuna.storages.BaseStorage,
-    trial_id: int,
-    settings: Heartbeat | None,
-    *,
-    worker: dict[str, Any] | None = None,
-) -> Iterator[None]:
-    """Beat for ``trial_id`` while the block runs; the caller has named the worker (``worker``) already.
-
-    A one-trial :class:`Pulse`, for a process that runs a trial outside :func:`tuner.runner.run_trials`.
-    """
-    pulse = Pulse(storage, settings, worker or {})
-    pulse.name_now = False
-    if worker is None and pulse.first_wait:
-        pulse.record = None  # a journal beat renews the worker attribute, and there is no worker to renew
-    try:
-        pulse.start(trial_id)
-        yield
-    finally:
-        pulse.close()
 
 
 def stale_trial_ids(storage: optuna.storages.BaseStorage, study_id: int, settings: Heartbeat | None) -> set[int]:

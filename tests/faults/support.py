@@ -8,6 +8,7 @@ import sys
 import textwrap
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
-from tuner.storage import open_storage, resolve_url
+from tuner.storage import Heartbeat, mark_worker, open_storage, resolve_url
 
 # Objectives the tests choose from; each takes milliseconds unless it sleeps on purpose.
 OBJECTIVES = """
@@ -82,7 +83,7 @@ def peer_fails_me(trial, ctx):
     x = trial.suggest_float("x", 0, 1)
     if trial.number == 1:
         from optuna.trial import TrialState
-        from tuner.storage import open_storage, resolve_url
+        from tuner.storage import Heartbeat, mark_worker, open_storage, resolve_url
 
         peer = open_storage(resolve_url(ctx.spec.storage, base_dir=ctx.spec.base_dir))
         peer.set_trial_state_values(trial._trial_id, TrialState.FAIL)
@@ -137,6 +138,25 @@ def make_study(
     path = folder / "study.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return Study(spec=path, name=name, url=resolve_url(storage, base_dir=folder))
+
+
+REMOTE = {"host": "elsewhere", "pid": 1}  # a worker on another machine
+
+
+def silent_remote_trial(study: Study, heartbeat: Heartbeat) -> optuna.Trial:
+    """A trial that a worker on another machine took, beat for once, then fell silent on (its machine died)."""
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    remote = optuna.load_study(study_name=study.name, storage=open_storage(study.url, heartbeat=heartbeat))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna: "Heartbeat of storage is supposed to be used with Study.optimize"
+        trial = remote.ask()
+    trial.suggest_float("x", 0, 1)
+    storage = remote._storage
+    mark_worker(storage, trial._trial_id, REMOTE)  # on journal storages, this is its one beat
+    if is_heartbeat_enabled(storage):
+        storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]  # Optuna's beat on RDB storages
+    return trial
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:

@@ -8,17 +8,21 @@ import signal
 import subprocess
 import sys
 import time
-import warnings
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
 import tuner
-from faults.support import kill_and_resume_checks, make_study, running_by, tuner_process, wait_for
-from tuner.storage import Heartbeat, heartbeat_thread, mark_worker, open_storage
-
-REMOTE = {"host": "elsewhere", "pid": 1}  # a worker on another machine
+from faults.support import (
+    kill_and_resume_checks,
+    make_study,
+    running_by,
+    silent_remote_trial,
+    tuner_process,
+    wait_for,
+)
+from tuner.storage import Heartbeat, mark_worker, open_storage
 
 
 @pytest.mark.parametrize("storage", ["tuner.db", "study.log"], ids=["sqlite", "journal"])
@@ -47,15 +51,7 @@ def test_stale_heartbeat_of_a_remote_worker_fails_and_retries_its_trial(tmp_path
     heartbeat = Heartbeat(interval=1, grace=2)
     study = make_study(tmp_path, "fast", n_trials=3, storage=storage)
     tuner.run_study(study.spec, n_trials=1, heartbeat=heartbeat)
-    # A worker on another machine takes a trial, beats once, then goes silent (its machine died).
-    loaded = optuna.load_study(study_name=study.name, storage=open_storage(study.url, heartbeat=heartbeat))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Optuna: "Heartbeat of storage is supposed to be used with Study.optimize"
-        trial = loaded.ask()
-    trial.suggest_float("x", 0, 1)
-    mark_worker(loaded._storage, trial._trial_id, REMOTE)
-    with heartbeat_thread(loaded._storage, trial._trial_id, heartbeat, worker=REMOTE):
-        pass
+    trial = silent_remote_trial(study, heartbeat)
     time.sleep(heartbeat.grace + 1.5)
 
     tuner.run_study(study.spec, heartbeat=heartbeat)
@@ -81,24 +77,14 @@ def test_journal_trial_whose_worker_died_before_naming_itself_is_lost_after_the_
 
     time.sleep(heartbeat.grace + 0.5)
     tuner.run_study(study.spec, heartbeat=heartbeat)
-    trials = study.trials()
-    lost = trials[orphan.number]
-    assert lost.state == TrialState.FAIL and lost.user_attrs["lost"] is True
-    assert "no worker named itself" in lost.user_attrs["error"]
-    assert sum(t.state == TrialState.COMPLETE for t in trials) == 3
+    kill_and_resume_checks(study, {}, orphan.number, n_trials=3)
+    assert "no worker named itself" in study.trials()[orphan.number].user_attrs["error"]
 
 
 def test_a_local_worker_dying_before_it_named_itself_on_a_journal_trial_is_repaired_at_once(tmp_path):
     study = make_study(tmp_path, "dies_early_once", n_trials=16, storage="study.log")
     tuner.run_study(study.spec, n_jobs=2)  # the default 60 s grace would be far too late
-    trials = study.trials()
-    killed = int((tmp_path / "died").read_text())
-    lost = trials[killed]
-    assert lost.state == TrialState.FAIL and lost.user_attrs["lost"] is True
-    assert not [t for t in trials if t.state == TrialState.RUNNING]
-    retry = [t for t in trials if t.system_attrs.get("failed_trial") == killed]
-    assert len(retry) == 1 and retry[0].params == lost.params and retry[0].state == TrialState.COMPLETE
-    assert sum(t.state == TrialState.COMPLETE for t in trials) == 16
+    kill_and_resume_checks(study, {}, int((tmp_path / "died").read_text()), n_trials=16)
 
 
 def test_a_worker_whose_trial_a_peer_failed_logs_result_discarded_and_goes_on(tmp_path, caplog):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 
@@ -25,8 +26,7 @@ def _study(path) -> optuna.Study:
 
 def test_journal_file_names_the_worker_only_on_trials_longer_than_a_second_then_renews_the_beat(tmp_path):
     study = _study(tmp_path / "s.log")
-    pulse = Pulse(study._storage, Heartbeat(interval=1, grace=5), WORKER)
-    try:
+    with contextlib.closing(Pulse(study._storage, Heartbeat(interval=1, grace=5), WORKER)) as pulse:
         short = _ask(study)
         pulse.start(short._trial_id)
         time.sleep(0.2)
@@ -38,16 +38,13 @@ def test_journal_file_names_the_worker_only_on_trials_longer_than_a_second_then_
         time.sleep(1.2)
         renewed = study._storage.get_trial(long._trial_id).system_attrs[ATTR_WORKER]["beat"]
         pulse.stop()
-    finally:
-        pulse.close()
     assert ATTR_WORKER not in study._storage.get_trial(short._trial_id).system_attrs, "a short trial costs no write"
     assert renewed > first, "the beat is renewed every interval while the trial runs"
 
 
 def test_sqlite_names_the_worker_at_once_and_records_optunas_heartbeat_from_the_start(tmp_path):
     study = _study(tmp_path / "s.db")
-    pulse = Pulse(study._storage, Heartbeat(interval=1, grace=5), WORKER)
-    try:
+    with contextlib.closing(Pulse(study._storage, Heartbeat(interval=1, grace=5), WORKER)) as pulse:
         trial = _ask(study)
         pulse.start(trial._trial_id)
         assert study._storage.get_trial(trial._trial_id).system_attrs[ATTR_WORKER]["pid"] == 123
@@ -59,8 +56,6 @@ def test_sqlite_names_the_worker_at_once_and_records_optunas_heartbeat_from_the_
             time.sleep(0.05)
         ages = heartbeat_ages(study._storage, [study._storage.get_trial(trial._trial_id)])
         pulse.stop()
-    finally:
-        pulse.close()
     assert ages and ages[trial.number] < 5, "Optuna's heartbeat row exists within moments of the start"
 
 

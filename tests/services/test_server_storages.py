@@ -6,20 +6,26 @@ import logging
 import os
 import signal
 import time
-import warnings
 from pathlib import Path
 
 import optuna
-from faults.support import check_contiguous, kill_and_resume_checks, make_study, running_by, tuner_process, wait_for
+from faults.support import (
+    check_contiguous,
+    kill_and_resume_checks,
+    make_study,
+    running_by,
+    silent_remote_trial,
+    tuner_process,
+    wait_for,
+)
 from optuna.trial import TrialState
 
 import tuner
 from tuner.parallel import WorkerJob, _context, run_worker
 from tuner.spec import load_spec
-from tuner.storage import ATTR_WORKER, Heartbeat, heartbeat_thread, mark_worker, open_storage
+from tuner.storage import ATTR_WORKER, Heartbeat, open_storage
 
 ENQUEUED = [0.05, 0.15, 0.25, 0.35, 0.45, 0.55]
-REMOTE = {"host": "elsewhere", "pid": 1}  # a worker on another machine
 
 
 def test_eight_workers_share_the_budget_and_run_each_enqueued_trial_once(tmp_path, server_url):
@@ -70,14 +76,7 @@ def test_heartbeat_on_postgresql_fails_and_retries_a_silent_remote_workers_trial
     heartbeat = Heartbeat(interval=1, grace=2)
     study = make_study(tmp_path, "fast", n_trials=3, storage=postgres_url)
     tuner.run_study(study.spec, n_trials=1, heartbeat=heartbeat)
-    remote = optuna.load_study(study_name=study.name, storage=open_storage(study.url, heartbeat=heartbeat))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Optuna: "Heartbeat of storage is supposed to be used with Study.optimize"
-        trial = remote.ask()
-    trial.suggest_float("x", 0, 1)
-    mark_worker(remote._storage, trial._trial_id, REMOTE)
-    with heartbeat_thread(remote._storage, trial._trial_id, heartbeat, worker=REMOTE):
-        pass  # one beat, then silence
+    trial = silent_remote_trial(study, heartbeat)
     time.sleep(heartbeat.grace + 1.5)
     tuner.run_study(study.spec, heartbeat=heartbeat)
     trials = study.trials()
