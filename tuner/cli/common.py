@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -12,6 +13,7 @@ from rich.console import Console
 from tuner.storage import DEFAULT_FILE, resolve_url
 
 STORAGE_ENV = "TUNER_STORAGE"
+F = TypeVar("F", bound=Callable[..., Any])
 _SPEC_SUFFIXES = (".yaml", ".yml")
 
 storage_option = click.option(
@@ -28,6 +30,11 @@ storage_file_option = click.option(
     type=click.Path(path_type=Path, dir_okay=False),
     help="Read the storage URL from this file, so a password stays out of `ps` and shell history.",
 )
+
+
+def out_path_option(help: str) -> Callable[[F], F]:
+    """``--out FILE`` (the ``out_path`` argument) of a command that writes a file; ``help`` says which."""
+    return click.option("--out", "out_path", type=click.Path(path_type=Path), help=help)
 
 
 def storage_value(storage: str | None, storage_file: Path | None) -> str | None:

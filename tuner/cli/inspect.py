@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 from rich.table import Table
 
-from tuner.cli.common import fmt_value, out, storage_option, storage_url, study_ref
+from tuner.cli.common import fmt_value, out, out_path_option, storage_option, storage_url, study_ref
 from tuner.results import (
     EXPORT_FORMATS,
     best_trial,
@@ -200,12 +200,7 @@ def _print_pareto(study: optuna.Study, as_json: bool) -> None:
 @click.argument("study")
 @storage_option
 @click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="csv", show_default=True)
-@click.option(
-    "--out",
-    "out_path",
-    type=click.Path(path_type=Path),
-    help="File to write, or an existing folder (then <study>.<format> inside it). Default: stdout (csv/json).",
-)
+@out_path_option("File to write, or an existing folder (then <study>.<format> inside it). Default: stdout (csv/json).")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 def export(study: str, storage: str | None, fmt: str, out_path: Path | None, force: bool) -> None:
     """Export every trial of STUDY (params, values, user attributes, times) as CSV, JSON or Parquet.

@@ -6,19 +6,14 @@ from pathlib import Path
 
 import click
 
-from tuner.cli.common import fmt_value, out, storage_option
+from tuner.cli.common import fmt_value, out, out_path_option, storage_option
 from tuner.cli.report import locate
 
 
 @click.command()
 @click.argument("study")
 @storage_option
-@click.option(
-    "--out",
-    "out_path",
-    type=click.Path(path_type=Path),
-    help="Model file (joblib). Default: <study>.joblib in the current folder. The card goes next to it.",
-)
+@out_path_option("Model file (joblib). Default: <study>.joblib in the current folder. The card goes next to it.")
 @click.option("--trial", type=click.IntRange(min=0), help="Refit this trial (required for multi-objective studies).")
 @click.option("--force", is_flag=True, help="Overwrite an existing model and card.")
 def refit(study: str, storage: str | None, out_path: Path | None, trial: int | None, force: bool) -> None:
@@ -56,7 +51,7 @@ def refit(study: str, storage: str | None, out_path: Path | None, trial: int | N
 @click.command()
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("data", type=click.Path(path_type=Path))
-@click.option("--out", "out_path", type=click.Path(path_type=Path), help="CSV to write (default: stdout).")
+@out_path_option("CSV to write (default: stdout).")
 @click.option("--card", "card_path", type=click.Path(path_type=Path), help="Model card (default: next to MODEL).")
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 def predict(model: Path, data: Path, out_path: Path | None, card_path: Path | None, force: bool) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tuner.cli.common import out, storage_option, storage_url, study_ref
+from tuner.cli.common import out, out_path_option, storage_option, storage_url, study_ref
 from tuner.report import COMPARE_FORMATS
 from tuner.results import split_ref
 
@@ -51,12 +51,7 @@ def compare(studies: tuple[str, ...], storage: str | None, fmt: str) -> None:
 @click.command()
 @click.argument("study")
 @storage_option
-@click.option(
-    "--out",
-    "out_path",
-    type=click.Path(path_type=Path),
-    help="HTML file to write. Default: <study>-report.html in the current folder.",
-)
+@out_path_option("HTML file to write. Default: <study>-report.html in the current folder.")
 @click.option(
     "--png", "png_dir", type=click.Path(path_type=Path), help="Also write one PNG per chart into this folder."
 )
