@@ -299,8 +299,9 @@ class Pulse:
     the trial, then every ``settings.interval`` seconds. Journal storages (file, Redis) have no
     heartbeat of their own: the ``beat`` in the trial's worker attribute is renewed instead. On a
     journal file the worker is named only after ``NAME_AFTER_S`` (a shorter trial costs no write;
-    :func:`stale_trial_ids` counts its start as the first beat). Without ``settings`` the worker is named and nothing beats; on the
-    in-memory storage, which no other process sees, nothing is written at all.
+    :func:`stale_trial_ids` counts its start as the first beat). Without ``settings`` the worker
+    is named and nothing beats; on the in-memory storage, which no other process sees, nothing is
+    written at all.
     """
 
     def __init__(
