@@ -143,3 +143,45 @@ def test_a_class_missing_from_the_stopping_rows_does_not_break_the_split():
     fit_rows, stop_rows = stopping_split(y, 0.1, seed=0, stratify=True)
     assert len(stop_rows) == 3 and len(fit_rows) == 28
     assert pd.Series(y[fit_rows]).nunique() >= 1
+
+
+_KINDS: list[str] = []
+
+
+def _kind_spy_xgb(**params: object) -> object:
+    """XGBoost that remembers whether it was fitted on a DataFrame or an array."""
+    import xgboost
+
+    class Spy(xgboost.XGBClassifier):
+        def fit(self, X, y, **kwargs):  # type: ignore[no-untyped-def]
+            _KINDS.append(type(X).__name__)
+            return super().fit(X, y, **kwargs)
+
+    return Spy(**{"n_estimators": 20, "max_depth": 2, "n_jobs": 1, **params})
+
+
+@pytest.mark.parametrize(("changes", "kind"), [({}, "ndarray"), ({"balance": "oversample"}, "DataFrame")])
+@pytest.mark.parametrize("stopping", [False, True])
+def test_xgboost_folds_go_in_as_arrays_unless_a_step_needs_the_frame(write_spec, monkeypatch, changes, kind, stopping):
+    hook = IterationHook("n_estimators", "xgboost")
+    entry = ModelEntry(name="kind_spy_xgb", description="test", classifier=_kind_spy_xgb, iterations=hook)
+    monkeypatch.setitem(registry._REGISTRY, entry.name, entry)
+    _KINDS.clear()
+    spec = {"model": "kind_spy_xgb", "budget": {"n_trials": 1}, "early_stopping": stopping, **changes}
+    tuner.run_study(write_spec(spec))
+    # Balancing resamples the frame; with early stopping the resampled frame still becomes an array.
+    expected = "ndarray" if stopping else kind
+    assert [expected] * 3 == _KINDS
+
+
+@pytest.mark.parametrize("stopping", [False, True])
+def test_xgboost_scores_the_same_on_arrays_as_on_frames(write_spec, monkeypatch, stopping):
+    from tuner import early_stopping
+
+    changes = {"model": "xgboost", "space": {"n_estimators": 30, **_FAST}, "budget": {"n_trials": 1}}
+    arrays = tuner.run_study(write_spec({**changes, "early_stopping": stopping})).study.trials[0]
+    monkeypatch.setattr(early_stopping.FoldFitter, "rows_for", lambda self, estimator, plan: early_stopping._unchanged)
+    frames = tuner.run_study(write_spec({**changes, "name": "frames", "early_stopping": stopping})).study.trials[0]
+    assert arrays.value == frames.value
+    for key in ("val_scores", "train_scores"):
+        assert arrays.user_attrs[key] == frames.user_attrs[key]

@@ -46,6 +46,10 @@ class IterationHook:
     library: Literal["xgboost", "lightgbm", "sklearn"]
 
 
+def _unchanged(X: Any) -> Any:
+    return X
+
+
 @dataclass(frozen=True)
 class _Library:
     # Prepare the final estimator (rounds, min_delta) and return its fit keyword arguments for the
@@ -54,7 +58,7 @@ class _Library:
     # The best iteration count (1-based) of a fitted estimator.
     best: Callable[[Any], int]
     # Rows as the library takes them fastest (applied when they reach it as a DataFrame).
-    rows: Callable[[Any], Any] = lambda X: X
+    rows: Callable[[Any], Any] = _unchanged
 
 
 def _xgb_prepare(estimator: Any, rounds: int, min_delta: float, X_stop: Any, y_stop: np.ndarray) -> dict[str, Any]:
@@ -91,9 +95,10 @@ def _hgb_best(estimator: Any) -> int:
 
 
 def _numeric_array(X: Any) -> Any:
-    # XGBoost re-reads the feature names of a DataFrame eval set on every boosting round, which
-    # doubles the cost of a fit on small data; an all-numeric frame goes in as an array instead
-    # (predict() still takes the DataFrame). Frames with category columns stay frames.
+    # XGBoost re-reads the feature names of a DataFrame (training rows and eval set) on every
+    # boosting round, which costs a fifth of a fit on small data, and its predict() builds a
+    # DMatrix with names too; an all-numeric frame goes in as an array instead. Frames with
+    # category columns stay frames.
     import pandas as pd
 
     if isinstance(X, pd.DataFrame) and all(pd.api.types.is_numeric_dtype(t) for t in X.dtypes):
@@ -129,6 +134,20 @@ class FoldFitter:
             return cls(context, None)
         return cls(context, context.model.iterations, settings.rounds, settings.fraction, settings.min_delta)
 
+    def rows_for(self, estimator: Any, plan: augment.Plan) -> Callable[[Any], Any]:
+        """How one trial's fold rows (training and validation alike) are best handed to ``estimator``.
+
+        Rows go in the form the boosting library takes fastest (see ``_Library.rows``) when nothing
+        between them and the library needs the frame: no pipeline steps (which may select columns
+        by name) and no balancing or augmentation (which work on frames). Otherwise, unchanged.
+        The trial's models are thrown away after scoring, so they need no feature names; a refit
+        model is trained on the frame.
+        """
+        hook = self.context.model.iterations
+        if hook is None or plan.active or _unwrap(estimator)[2]:
+            return _unchanged
+        return _LIBRARIES[hook.library].rows
+
     def fit(self, model: Any, plan: augment.Plan, fold: int, X_train: Any, y_train: Any, *, seed: int) -> float:
         """Fit ``model`` on fold ``fold``'s training rows ``X_train, y_train``; returns the seconds taken."""
         if self.hook is None or len(y_train) < MIN_ROWS:
@@ -148,9 +167,9 @@ class FoldFitter:
                 model,
                 self.hook,
                 plan,
-                X_train.iloc[fit_rows],
+                _take(X_train, fit_rows),
                 y_train[fit_rows],
-                X_train.iloc[stop_rows],
+                _take(X_train, stop_rows),
                 y_train[stop_rows],
                 rounds=self.rounds,
                 min_delta=self.min_delta,
@@ -163,6 +182,10 @@ class FoldFitter:
         """Store the best iteration count of every fold fitted so far (one storage write)."""
         if self.best_iterations:
             trial.set_user_attr(ATTR, list(self.best_iterations))
+
+
+def _take(X: Any, rows: np.ndarray) -> Any:
+    return X.iloc[rows] if hasattr(X, "iloc") else X[rows]
 
 
 def stops_early(context: ObjectiveContext) -> bool:

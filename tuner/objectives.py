@@ -116,11 +116,13 @@ class CVObjective:
             fidelity.screen(trial, ctx, estimator, plan)  # cheap low-fidelity CV first; may prune
         # Boosting models stop early on a split of each training fold and record their best iterations.
         fitter = FoldFitter.for_context(ctx)
+        rows = fitter.rows_for(estimator, plan)
         log = FoldLog()
         messages: set[str] = set()
         n_folds = len(ctx.splits)
         for index in range(n_folds):
             X_train, y_train, X_val, y_val = ctx.fold(index)
+            X_train, X_val = rows(X_train), rows(X_val)
             model = clone(estimator)
             # Model warnings (convergence, ...) would scroll the progress display away; they are
             # kept on the trial instead, where the dashboard and export show them.
