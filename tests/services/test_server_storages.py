@@ -19,6 +19,7 @@ from faults.support import (
     wait_for,
 )
 from optuna.trial import TrialState
+from storage_writes import check_set_user_attrs
 
 import tuner
 from tuner.parallel import WorkerJob, _context, run_worker
@@ -186,3 +187,7 @@ def test_a_plain_postgresql_url_opens_with_the_postgres_extra(postgres_url):
     finally:
         for opened in (storage, reopened):
             opened.engine.dispose()  # type: ignore[attr-defined]
+
+
+def test_set_user_attrs_writes_all_or_nothing_on_each_server(server_url):
+    check_set_user_attrs(server_url)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tuner.errors import DataError
+from tuner.storage import set_user_attrs
 
 if TYPE_CHECKING:
     import optuna
@@ -217,8 +218,7 @@ def record(
         attrs["group_gap"] = _finite(log.group_gap) if log.group_gap is not None else None
     if messages:
         attrs["warnings"] = sorted(messages)[:10]
-    for key, value in attrs.items():
-        trial.set_user_attr(key, value)
+    set_user_attrs(trial, attrs)
     return attrs
 
 
