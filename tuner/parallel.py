@@ -117,7 +117,7 @@ def _work(
 
     spec = job.spec
     study.sampler = build_sampler(
-        spec.sampler, seed_for(spec.seed, "sampler", count_done(study), label), label=spec.label
+        spec.sampler, seed_for(spec.seed, "sampler", count_done(study), label), label=spec.label, shared=True
     )
     guard = _FailureGuard(job.max_failures)
     ran = run_trials(

@@ -2,9 +2,10 @@
 
 Optuna's median and percentile pruners read every completed trial at each ``should_prune()``:
 with one check per fold, that is k full reads of the storage per trial (a few ms each on SQLite,
-more on a server). :class:`OncePerTrial` hands the pruner the trials as read at the trial's first
-check. Within a sequential run nothing else finishes meanwhile, so the decisions are the same;
-with parallel workers, trials that finish during this one count from the next trial on.
+more on a server). :class:`OncePerTrial` hands the pruner the trials as the sampler read them
+when the trial started (or as read at the trial's first check, when the sampler kept no read).
+Within a sequential run nothing else finishes meanwhile, so the decisions are the same; with
+parallel workers, trials that finish during this one count from the next trial on.
 """
 
 from __future__ import annotations
@@ -28,8 +29,17 @@ class OncePerTrial(optuna.pruners.BasePruner):
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         if self._view is None or self._trial_id != trial._trial_id or self._view.study is not study:
             self._trial_id = trial._trial_id
-            self._view = _Snapshot(study, study.get_trials(deepcopy=False))
+            self._view = _Snapshot(study, _trials(study))
         return self.pruner.prune(self._view, trial)  # type: ignore[arg-type]
+
+
+def _trials(study: optuna.Study) -> list[FrozenTrial]:
+    # The trials as the sampler read them when this trial was asked for (Optuna keeps that read
+    # per trial, and drops it at ask and tell), or a fresh read when the sampler did not keep one.
+    cached = getattr(study, "_get_trials", None)
+    if cached is None:
+        return study.get_trials(deepcopy=False)
+    return cached(deepcopy=False, use_cache=True)
 
 
 class _Snapshot:
