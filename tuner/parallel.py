@@ -259,6 +259,13 @@ def _run_processes(
     _check_failures(study, job, [f"exit code {proc.exitcode}" for proc in failed], n, guard)
 
 
+def _settle_s() -> float:
+    """How long after a worker's death its unnamed journal-file trials are known to be its own."""
+    from tuner.storage import NAME_AFTER_S
+
+    return 2 * NAME_AFTER_S + 0.5
+
+
 class _Supervisor:
     """The parent's watch over its worker processes: progress and the failure guard, dead workers.
 
@@ -303,9 +310,8 @@ class _Supervisor:
         that started before a death and is still unnamed that long after it was the dead worker's.
         """
         from tuner.doctor import repair, running_trials
-        from tuner.storage import NAME_AFTER_S
 
-        settled = [t for t in self.deaths if time.time() > t + 2 * NAME_AFTER_S + 0.5]
+        settled = [t for t in self.deaths if time.time() > t + _settle_s()]
         if not settled:
             return
         latest = max(settled)
@@ -325,6 +331,11 @@ class _Supervisor:
             self.tick()
             wait([proc.sentinel for proc in self.procs if proc.is_alive()], timeout=_POLL_S)
         self.tick()
+        if self.deaths:
+            # A worker died moments ago: its unnamed trial can be told apart only once the deaths
+            # settle; returning before would leave it RUNNING, holding a slot of the budget.
+            time.sleep(max(0.0, max(self.deaths) + _settle_s() - time.time()))
+            self.tick()
 
     @contextlib.contextmanager
     def in_background(self, before: Callable[[], None]) -> Iterator[None]:
