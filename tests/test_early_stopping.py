@@ -3,6 +3,8 @@ rows only (never the CV validation fold), each library's own mechanism, pipeline
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -161,27 +163,48 @@ def _kind_spy_xgb(**params: object) -> object:
 
 
 @pytest.mark.parametrize(("changes", "kind"), [({}, "ndarray"), ({"balance": "oversample"}, "DataFrame")])
-@pytest.mark.parametrize("stopping", [False, True])
-def test_xgboost_folds_go_in_as_arrays_unless_a_step_needs_the_frame(write_spec, monkeypatch, changes, kind, stopping):
+def test_xgboost_folds_go_in_as_arrays_unless_a_step_needs_the_frame(write_spec, monkeypatch, changes, kind):
     hook = IterationHook("n_estimators", "xgboost")
     entry = ModelEntry(name="kind_spy_xgb", description="test", classifier=_kind_spy_xgb, iterations=hook)
     monkeypatch.setitem(registry._REGISTRY, entry.name, entry)
     _KINDS.clear()
-    spec = {"model": "kind_spy_xgb", "budget": {"n_trials": 1}, "early_stopping": stopping, **changes}
+    spec = {"model": "kind_spy_xgb", "budget": {"n_trials": 1}, "early_stopping": False, **changes}
     tuner.run_study(write_spec(spec))
-    # Balancing resamples the frame; with early stopping the resampled frame still becomes an array.
-    expected = "ndarray" if stopping else kind
-    assert [expected] * 3 == _KINDS
+    assert [kind] * 3 == _KINDS  # balancing resamples the frame, so it stays a frame
+
+
+def test_only_xgboost_itself_without_constraints_by_feature_name_takes_arrays():
+    import xgboost
+    from sklearn.compose import TransformedTargetRegressor
+
+    from tuner.augment import Plan
+    from tuner.early_stopping import FoldFitter, _unchanged
+
+    model = SimpleNamespace(iterations=IterationHook("n_estimators", "xgboost"))
+    fitter = FoldFitter(SimpleNamespace(model=model), None)  # type: ignore[arg-type]
+    fast = fitter.rows_for(xgboost.XGBRegressor(), Plan())
+    assert fast is not _unchanged and isinstance(fast(pd.DataFrame({"a": [1, 2]})), np.ndarray)
+    assert fitter.rows_for(xgboost.XGBRegressor(), Plan(balance="oversample")) is _unchanged
+    assert fitter.rows_for(TransformedTargetRegressor(xgboost.XGBRegressor()), Plan()) is _unchanged
+    assert fitter.rows_for(xgboost.XGBRegressor(monotone_constraints={"a": 1}), Plan()) is _unchanged
+    assert fitter.rows_for(xgboost.XGBRegressor(interaction_constraints=[["a", "b"]]), Plan()) is _unchanged
+    assert fitter.rows_for(xgboost.XGBRegressor(interaction_constraints=[[0, 1]]), Plan()) is fast
+    # Nullable integer columns with missing values become NaN.
+    frame = pd.DataFrame({"a": pd.array([1, None], dtype="Int64")})
+    assert np.isnan(fast(frame)[1, 0])
 
 
 @pytest.mark.parametrize("stopping", [False, True])
 def test_xgboost_scores_the_same_on_arrays_as_on_frames(write_spec, monkeypatch, stopping):
+    import dataclasses
+
     from tuner import early_stopping
 
     changes = {"model": "xgboost", "space": {"n_estimators": 30, **_FAST}, "budget": {"n_trials": 1}}
     arrays = tuner.run_study(write_spec({**changes, "early_stopping": stopping})).study.trials[0]
-    monkeypatch.setattr(early_stopping.FoldFitter, "rows_for", lambda self, estimator, plan: early_stopping._unchanged)
+    frames_only = dataclasses.replace(early_stopping._LIBRARIES["xgboost"], takes_rows=lambda estimator: False)
+    monkeypatch.setitem(early_stopping._LIBRARIES, "xgboost", frames_only)
     frames = tuner.run_study(write_spec({**changes, "name": "frames", "early_stopping": stopping})).study.trials[0]
     assert arrays.value == frames.value
-    for key in ("val_scores", "train_scores"):
-        assert arrays.user_attrs[key] == frames.user_attrs[key]
+    for key in ("val_scores", "train_scores", "best_iterations"):
+        assert arrays.user_attrs.get(key) == frames.user_attrs.get(key)

@@ -57,8 +57,10 @@ class _Library:
     prepare: Callable[[Any, int, float, Any, np.ndarray], dict[str, Any]]
     # The best iteration count (1-based) of a fitted estimator.
     best: Callable[[Any], int]
-    # Rows as the library takes them fastest (applied when they reach it as a DataFrame).
+    # Rows as the library takes them fastest (applied when they reach it as a DataFrame), and
+    # whether a final estimator can take them so (a wrapper may pick columns by name).
     rows: Callable[[Any], Any] = _unchanged
+    takes_rows: Callable[[Any], bool] = lambda estimator: False
 
 
 def _xgb_prepare(estimator: Any, rounds: int, min_delta: float, X_stop: Any, y_stop: np.ndarray) -> dict[str, Any]:
@@ -102,12 +104,25 @@ def _numeric_array(X: Any) -> Any:
     import pandas as pd
 
     if isinstance(X, pd.DataFrame) and all(pd.api.types.is_numeric_dtype(t) for t in X.dtypes):
-        return X.to_numpy(dtype=np.float64)
+        return X.to_numpy(dtype=np.float64, na_value=np.nan)
     return X
 
 
+def _plain_xgb(estimator: Any) -> bool:
+    # An XGBoost estimator itself (not a wrapper), without constraints keyed by feature name.
+    import xgboost
+
+    if not isinstance(estimator, xgboost.XGBModel):
+        return False
+    monotone = estimator.get_params(deep=False).get("monotone_constraints")
+    interaction = estimator.get_params(deep=False).get("interaction_constraints")
+    if isinstance(monotone, dict) or isinstance(interaction, str):
+        return False
+    return not any(isinstance(name, str) for group in interaction or () for name in group)
+
+
 _LIBRARIES: dict[str, _Library] = {
-    "xgboost": _Library(_xgb_prepare, lambda est: int(est.best_iteration) + 1, _numeric_array),
+    "xgboost": _Library(_xgb_prepare, lambda est: int(est.best_iteration) + 1, _numeric_array, _plain_xgb),
     "lightgbm": _Library(_lgbm_prepare, lambda est: int(est.best_iteration_ or est.n_estimators)),
     "sklearn": _Library(_hgb_prepare, _hgb_best),
 }
@@ -138,15 +153,17 @@ class FoldFitter:
         """How one trial's fold rows (training and validation alike) are best handed to ``estimator``.
 
         Rows go in the form the boosting library takes fastest (see ``_Library.rows``) when nothing
-        between them and the library needs the frame: no pipeline steps (which may select columns
-        by name) and no balancing or augmentation (which work on frames). Otherwise, unchanged.
+        between them and the library needs the frame: the estimator is the library's own (not a
+        pipeline or wrapper, which may select columns by name; no constraints keyed by feature
+        name) and there is no balancing or augmentation (which work on frames). Otherwise, unchanged.
         The trial's models are thrown away after scoring, so they need no feature names; a refit
         model is trained on the frame.
         """
         hook = self.context.model.iterations
-        if hook is None or plan.active or _unwrap(estimator)[2]:
+        if hook is None or plan.active:
             return _unchanged
-        return _LIBRARIES[hook.library].rows
+        library = _LIBRARIES[hook.library]
+        return library.rows if library.takes_rows(estimator) else _unchanged
 
     def fit(self, model: Any, plan: augment.Plan, fold: int, X_train: Any, y_train: Any, *, seed: int) -> float:
         """Fit ``model`` on fold ``fold``'s training rows ``X_train, y_train``; returns the seconds taken."""
@@ -246,9 +263,9 @@ def fit_with_stopping(
     model: Any,
     hook: IterationHook,
     plan: augment.Plan,
-    X_fit: pd.DataFrame,
+    X_fit: pd.DataFrame | np.ndarray,
     y_fit: np.ndarray,
-    X_stop: pd.DataFrame,
+    X_stop: pd.DataFrame | np.ndarray,
     y_stop: np.ndarray,
     *,
     rounds: int,
@@ -269,8 +286,12 @@ def fit_with_stopping(
         fitted = clone(step).fit(X_prefit, data.y)
         X_prefit, X_seen = fitted.transform(X_prefit), fitted.transform(X_seen)
     library = _LIBRARIES[hook.library]
-    X_fit_seen = data.X if transformers else library.rows(data.X)
-    stop_kwargs = library.prepare(final, rounds, min_delta, library.rows(X_seen), y_stop)
+    if transformers:  # the pipeline takes the frame; its final step sees the transformed rows
+        X_fit_seen, X_stop_seen = data.X, library.rows(X_seen)
+    else:
+        rows = library.rows if library.takes_rows(model) else _unchanged
+        X_fit_seen, X_stop_seen = rows(data.X), rows(X_seen)
+    stop_kwargs = library.prepare(final, rounds, min_delta, X_stop_seen, y_stop)
     kwargs = {prefix + key: value for key, value in stop_kwargs.items()}
     kwargs.update(augment.fit_kwargs(model, data.sample_weight))
     model.fit(X_fit_seen, data.y, **kwargs)
