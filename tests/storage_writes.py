@@ -11,8 +11,9 @@ from tuner.storage import MEMORY_URL, open_storage, set_user_attrs
 ATTRS = {"val_scores": [0.5, 0.75], "gap": 0.125, "flags": ["overfit"], "note": None}
 
 
-def check_set_user_attrs(url: str) -> None:
-    """All attributes land (and show on the live trial); a trial a peer finished gets none of them."""
+def check_set_user_attrs(url: str, *, atomic: bool) -> None:
+    """All attributes land (and show on the live trial); a trial a peer finished gets none of them;
+    on ``atomic`` (RDB) storages a value that cannot be stored leaves out the whole batch."""
     storage = open_storage(url)
     # What another process reads (the in-memory storage has no other process: the same object).
     reader = storage if url == MEMORY_URL else open_storage(url)
@@ -29,3 +30,9 @@ def check_set_user_attrs(url: str) -> None:
     with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
         set_user_attrs(finished, {"gap": 1.0, "val_scores": [1.0]})
     assert optuna.load_study(study_name="attrs", storage=reader).trials[1].user_attrs == {}
+
+    if atomic:
+        third = study.ask()
+        with pytest.raises(TypeError):
+            set_user_attrs(third, {"first": 1, "unstorable": object()})
+        assert optuna.load_study(study_name="attrs", storage=reader).trials[2].user_attrs == {}

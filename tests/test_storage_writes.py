@@ -1,4 +1,4 @@
-"""Several user attributes of a trial in one write, on every local storage."""
+"""Several user attributes of a trial at once, on every local storage (one transaction on SQLite)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from storage_writes import check_set_user_attrs
 from tuner.storage import resolve_url
 
 
-@pytest.mark.parametrize("name", ["study.db", "study.log"])
-def test_set_user_attrs_writes_all_or_nothing(tmp_path, name):
-    check_set_user_attrs(resolve_url(name, base_dir=tmp_path))
+@pytest.mark.parametrize(("name", "atomic"), [("study.db", True), ("study.log", False)])
+def test_set_user_attrs_on_local_files(tmp_path, name, atomic):
+    check_set_user_attrs(resolve_url(name, base_dir=tmp_path), atomic=atomic)
 
 
 def test_set_user_attrs_on_the_in_memory_storage():
-    check_set_user_attrs("memory://")
+    check_set_user_attrs("memory://", atomic=False)

@@ -283,28 +283,34 @@ def is_transient(exc: BaseException) -> bool:
     return type(exc).__module__.split(".")[0] in ("sqlalchemy", "redis", "psycopg2", "psycopg", "pymysql")
 
 
+def is_server(url: str) -> bool:
+    """True for storages that other machines reach (PostgreSQL, MySQL, Redis), not a local file or memory."""
+    return not (url == MEMORY_URL or url.startswith(("sqlite:///", "journal:///")))
+
+
 def set_user_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
     """Store several user attributes of a running trial, in one transaction on RDB storages.
 
     Optuna commits each ``set_user_attr`` on its own; on the default SQLite storage the ten or so
     attributes of a trial's diagnostics then cost more CPU than fitting a small model. One
-    transaction writes the same rows. Other storages (and an Optuna without the RDB internals
-    used here) get one ``set_user_attr`` per key. Raises what ``set_user_attr`` raises, e.g.
-    ``UpdateFinishedTrialError`` when a peer has finished the trial; nothing is then written.
+    transaction writes the same rows, all of them or (on any error) none. Other storages (and an
+    Optuna without the RDB internals used here) get one ``set_user_attr`` per key. Raises what
+    ``set_user_attr`` raises, e.g. ``UpdateFinishedTrialError`` when a peer has finished the trial.
     """
     backend = getattr(trial.storage, "_backend", trial.storage)
     write = getattr(backend, "_set_trial_attr_without_commit", None)
     session_of = getattr(backend, "scoped_session", None)
-    try:
-        from optuna.storages._rdb.models import TrialUserAttributeModel
-        from optuna.storages._rdb.storage import _create_scoped_session
-    except ImportError:
-        write = None
+    if write is not None and session_of is not None:
+        try:
+            from optuna.storages._rdb.models import TrialUserAttributeModel
+            from optuna.storages._rdb.storage import _create_scoped_session
+        except ImportError:
+            write = None
     if write is None or session_of is None:
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
         return
-    with _create_scoped_session(session_of, True) as session:
+    with _create_scoped_session(session_of) as session:
         for key, value in attrs.items():
             write(session, TrialUserAttributeModel, trial._trial_id, key, value)
     # What Trial.set_user_attr keeps in step, so trial.user_attrs shows them in this process too.
@@ -350,7 +356,7 @@ class Pulse:
             self.record = getattr(storage, "record_heartbeat")  # noqa: B009 - BaseHeartbeat is not BaseStorage API
         elif isinstance(storage, JournalStorage):
             self.record = lambda trial_id: mark_worker(storage, trial_id, worker)
-            if _is_journal_file(storage):
+            if is_journal_file(storage):
                 self.first_wait, self.name_now = min(NAME_AFTER_S, settings.interval), False
             else:  # Redis: workers on other machines, which `tuner doctor` should name from the start
                 self.first_wait = settings.interval
@@ -436,7 +442,7 @@ class Pulse:
             remove()  # RDB sessions are per thread; close this thread's one
 
 
-def _is_journal_file(storage: optuna.storages.BaseStorage) -> bool:
+def is_journal_file(storage: optuna.storages.BaseStorage) -> bool:
     from optuna.storages.journal import JournalFileBackend
 
     return isinstance(getattr(storage, "_backend", None), JournalFileBackend)
