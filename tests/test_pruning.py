@@ -176,14 +176,17 @@ def test_the_study_uses_the_reordered_folds(write_spec):
     assert ends == sorted(ends, reverse=True)
 
 
+@pytest.mark.parametrize("suggest", [False, True])
 @pytest.mark.parametrize("name", ["median", "percentile"])
-def test_the_pruner_reads_the_trials_once_per_trial_and_decides_like_optunas_own(name):
+def test_the_pruner_reads_the_trials_once_per_trial_and_decides_like_optunas_own(name, suggest):
     ours = build_pruner(PrunerSpec(name=name), label="test")
     plain = ours.pruner  # the wrapped Optuna pruner, which reads the trials at every check
-    study = optuna.create_study(direction="maximize", pruner=ours)
+    sampler = optuna.samplers.TPESampler(seed=0, constant_liar=False)
+    study = optuna.create_study(direction="maximize", pruner=ours, sampler=sampler)
     rng = np.random.default_rng(0)
     for _ in range(8):
         trial = study.ask()
+        trial.suggest_float("x", 0, 1)
         for step in range(5):
             trial.report(float(rng.uniform(0.5, 1.0)), step)
         study.tell(trial, float(rng.uniform(0.5, 1.0)))
@@ -200,6 +203,8 @@ def test_the_pruner_reads_the_trials_once_per_trial_and_decides_like_optunas_own
     our_reads = 0
     for values in ([0.9, 0.95, 0.99, 0.97], [0.1, 0.2, 0.1, 0.3]):
         trial = study.ask()
+        if suggest:
+            trial.suggest_float("x", 0, 1)  # TPE reads the trials and keeps that read for this trial
         for step, value in enumerate(values):
             trial.report(value, step)
             frozen = study._storage.get_trial(trial._trial_id)
@@ -210,7 +215,7 @@ def test_the_pruner_reads_the_trials_once_per_trial_and_decides_like_optunas_own
         study.tell(trial, state=TrialState.PRUNED)
     assert all(ours_says == optuna_says for ours_says, optuna_says in decisions)
     assert [d[0] for d in decisions] == [False] * 4 + [True] * 4, "a good trial runs on, a bad one is pruned"
-    # Each trial read the study at most once through the wrapper (none when the sampler's read of
-    # the trial's start was kept); Optuna's own pruner read it at every check.
-    assert our_reads <= 2
+    # Through the wrapper, each trial read the study once, or not at all when it reused the
+    # sampler's read; Optuna's own pruner read it at every check.
+    assert our_reads == (0 if suggest else 2)
     assert reads - our_reads >= len(decisions)

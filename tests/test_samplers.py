@@ -22,3 +22,30 @@ def test_tpe_is_a_constant_liar_only_when_workers_share_the_study():
     assert build_sampler(pinned, 0, label="t")._constant_liar is True
     # A lone worker samples the same trials either way (its own running trial is left out).
     assert _trials(build_sampler(spec, 1, label="t")) == _trials(build_sampler(spec, 1, label="t", shared=True))
+
+
+def test_runs_tell_the_sampler_whether_the_study_is_shared(write_spec, monkeypatch):
+    import tuner
+    import tuner.runner
+    import tuner.samplers
+
+    seen: list[bool] = []
+
+    def recording(*args, shared=False, **kwargs):
+        seen.append(shared)
+        return build_sampler(*args, shared=shared, **kwargs)
+
+    monkeypatch.setattr(tuner.runner, "build_sampler", recording)
+    monkeypatch.setattr(tuner.samplers, "build_sampler", recording)
+    spec = write_spec({"budget": {"n_trials": 2}})
+    tuner.run_study(spec)
+    assert seen == [False]  # one process on a local file
+    tuner.run_study(spec, n_trials=6, n_jobs=2)
+    assert seen[1:] == [True]  # the parent is worker 0; the other worker runs in its own process
+
+
+def test_server_storages_count_as_shared_local_files_and_memory_do_not():
+    from tuner.storage import is_server
+
+    assert all(map(is_server, ["postgresql://u@db/x", "mysql+pymysql://root@h/test", "redis://h:6379/0"]))
+    assert not any(map(is_server, ["sqlite:////tmp/a.db", "journal:////tmp/a.log", "memory://"]))

@@ -5,7 +5,8 @@ with one check per fold, that is k full reads of the storage per trial (a few ms
 more on a server). :class:`OncePerTrial` hands the pruner the trials as the sampler read them
 when the trial started (or as read at the trial's first check, when the sampler kept no read).
 Within a sequential run nothing else finishes meanwhile, so the decisions are the same; with
-parallel workers, trials that finish during this one count from the next trial on.
+parallel workers, trials that finish during this one count from the next trial on (or from this
+trial's first check, when its sampler kept no read).
 """
 
 from __future__ import annotations

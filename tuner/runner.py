@@ -39,6 +39,7 @@ from tuner.storage import (
     DEFAULT_HEARTBEAT,
     Heartbeat,
     Pulse,
+    is_server,
     is_transient,
     open_storage,
     redact,
@@ -226,7 +227,10 @@ def run_study(
     else:
         # Seeding by the number of trials already run keeps a fresh run reproducible and keeps a
         # resumed run from proposing the first run's configurations again.
-        study.sampler = build_sampler(spec.sampler, seed_for(spec.seed, "sampler", done), label=spec.label)
+        # One process, but other machines may run `tuner worker` on a server storage meanwhile.
+        study.sampler = build_sampler(
+            spec.sampler, seed_for(spec.seed, "sampler", done), label=spec.label, shared=is_server(url)
+        )
         ran, guard = _watch(
             result,
             limit,

@@ -164,8 +164,8 @@ def build_sampler(
 ) -> optuna.samplers.BaseSampler:
     """Build the sampler named by ``spec``; ``seed`` is used unless the spec pins its own.
 
-    ``shared`` says that other workers run trials of the study at the same time (parallel runs,
-    ``tuner worker``).
+    ``shared`` says that other workers may run trials of the study at the same time: parallel
+    runs, and any run on a server storage, which ``tuner worker`` processes elsewhere may join.
     """
     options = dict(spec.options)
     if spec.name == "tpe":
