@@ -331,11 +331,16 @@ class _Supervisor:
             self.tick()
             wait([proc.sentinel for proc in self.procs if proc.is_alive()], timeout=_POLL_S)
         self.tick()
-        if self.deaths:
-            # A worker died moments ago: its unnamed trial can be told apart only once the deaths
-            # settle; returning before would leave it RUNNING, holding a slot of the budget.
-            time.sleep(max(0.0, max(self.deaths) + _settle_s() - time.time()))
-            self.tick()
+        from tuner.storage import is_journal_file
+
+        if self.deaths and is_journal_file(self.study._storage):
+            # A worker died moments ago, maybe before naming itself on its trial (journal files
+            # name late): that trial can be told apart once the death settles. Returning before
+            # would leave it RUNNING, holding a slot of the budget.
+            deadline = max(self.deaths) + _settle_s() + 1.0
+            while self.deaths and time.time() < deadline:
+                time.sleep(_POLL_S / 5)
+                self.tick()
 
     @contextlib.contextmanager
     def in_background(self, before: Callable[[], None]) -> Iterator[None]:
