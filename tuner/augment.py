@@ -90,8 +90,11 @@ def plan_for(spec: StudySpec, params: Mapping[str, Any]) -> Plan:
     return Plan(**{k: v for k, v in values.items() if k in known})
 
 
-def fit(estimator: Any, plan: Plan, X: pd.DataFrame, y: np.ndarray, *, seed: int) -> float:
-    """Fit ``estimator`` on the training rows ``X, y`` after the plan's steps; returns the seconds taken."""
+def fit(estimator: Any, plan: Plan, X: pd.DataFrame | np.ndarray, y: np.ndarray, *, seed: int) -> float:
+    """Fit ``estimator`` on the training rows ``X, y`` after the plan's steps; returns the seconds taken.
+
+    ``X`` is a frame, or an array when the plan has no steps (see ``FoldFitter.rows_for``).
+    """
     started = time.perf_counter()
     data = apply(plan, X, y, seed=seed)
     estimator.fit(data.X, data.y, **fit_kwargs(estimator, data.sample_weight))

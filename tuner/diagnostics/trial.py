@@ -129,9 +129,9 @@ def _spread(values: list[float]) -> float:
 def score_fold(
     metric: Metric,
     model: Any,
-    X_train: pd.DataFrame,
+    X_train: pd.DataFrame | np.ndarray,
     y_train: np.ndarray,
-    X_val: pd.DataFrame,
+    X_val: pd.DataFrame | np.ndarray,
     y_val: np.ndarray,
     *,
     fit_seconds: float,
