@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import pickle
 import signal
@@ -232,6 +233,12 @@ def _run_processes(
     ]
     first = len(study.get_trials(deepcopy=False))  # trials numbered from here on are this run's
     supervisor = _Supervisor(study, job, procs, watcher, guard, stop, first)
+    timeout = job.spec.budget.timeout
+    deadline = time.monotonic() + timeout if timeout else math.inf
+
+    def should_stop() -> bool:
+        return stop.is_set() or guard.tripped or time.monotonic() > deadline
+
     try:
         if objective is None:
             _start(ctx, procs)
@@ -239,8 +246,12 @@ def _run_processes(
             # The other workers start from the supervisor's thread: a first start waits for the
             # fork server's imports, and the parent tunes meanwhile.
             with supervisor.in_background(before=partial(_start, ctx, procs, cancelled=stop.is_set)):
-                _run_here(study, objective, job, partial(_locked, gate), lambda: stop.is_set() or guard.tripped)
+                _run_here(study, objective, job, partial(_locked, gate), should_stop)
         supervisor.until_stopped()
+        if objective is not None and not should_stop() and _retries_left(study, job):
+            # A worker died near the end: its trial held a slot of the budget until it was
+            # repaired, after every other worker had stopped, and its retry waits. Finish here.
+            _run_here(study, objective, job, partial(_locked, gate), should_stop)
     except BaseException as exc:
         _stop_processes(procs, stop)
         if isinstance(exc, KeyboardInterrupt):
@@ -257,6 +268,16 @@ def _run_processes(
         if proc.pid is not None and proc.exitcode not in (0, _EXIT_TOO_MANY_FAILURES, _EXIT_INTERRUPTED)
     ]
     _check_failures(study, job, [f"exit code {proc.exitcode}" for proc in failed], n, guard)
+
+
+def _retries_left(study: optuna.Study, job: WorkerJob) -> bool:
+    """Budget is left and a trial waits (the queued retry of a repaired one)."""
+    from optuna.trial import TrialState
+
+    from tuner.runner import budget_used
+
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    return bool(waiting) and budget_used(study) < job.spec.budget.n_trials
 
 
 def _settle_s() -> float:

@@ -78,6 +78,25 @@ def dies_early_once(trial, ctx):
     return x
 
 
+def dies_at_the_end(trial, ctx):
+    # The parent (worker 0) holds its trial 1 open until a worker process has died at the start of
+    # its first trial, unnamed on a journal file; that trial fills the budget, so the parent's
+    # loop ends before the death can be told apart from a live worker's trial.
+    import multiprocessing
+    import os
+    import signal
+
+    x = trial.suggest_float("x", 0, 1)
+    marker = ctx.spec.base_dir / "died"
+    if multiprocessing.parent_process() is not None and not marker.exists():
+        marker.write_text(str(trial.number))
+        os.kill(os.getpid(), signal.SIGKILL)
+    deadline = time.time() + 60
+    while trial.number == 1 and not marker.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    return x
+
+
 def peer_fails_me(trial, ctx):
     # Trial 1 plays a worker whose heartbeat looked stale: a "peer" marks it FAIL meanwhile.
     x = trial.suggest_float("x", 0, 1)

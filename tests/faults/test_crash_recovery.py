@@ -87,6 +87,12 @@ def test_a_local_worker_dying_before_it_named_itself_on_a_journal_trial_is_repai
     kill_and_resume_checks(study, {}, int((tmp_path / "died").read_text()), n_trials=16)
 
 
+def test_a_worker_dying_at_the_end_of_the_budget_has_its_trial_repaired_and_retried_before_the_run_returns(tmp_path):
+    study = make_study(tmp_path, "dies_at_the_end", n_trials=3, storage="study.log")
+    tuner.run_study(study.spec, n_jobs=2)
+    kill_and_resume_checks(study, {}, int((tmp_path / "died").read_text()), n_trials=3)
+
+
 def test_a_worker_whose_trial_a_peer_failed_logs_result_discarded_and_goes_on(tmp_path, caplog):
     study = make_study(tmp_path, "peer_fails_me", n_trials=4)
     with caplog.at_level(logging.WARNING, logger="tuner"):
