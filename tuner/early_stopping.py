@@ -62,6 +62,10 @@ class _Library:
     rows: Callable[[Any], Any] = _unchanged
     takes_rows: Callable[[Any], bool] = lambda estimator: False
 
+    def rows_for(self, estimator: Any) -> Callable[[Any], Any]:
+        """``rows`` when ``estimator`` takes them so, else rows unchanged."""
+        return self.rows if self.takes_rows(estimator) else _unchanged
+
 
 def _xgb_prepare(estimator: Any, rounds: int, min_delta: float, X_stop: Any, y_stop: np.ndarray) -> dict[str, Any]:
     import xgboost
@@ -114,8 +118,8 @@ def _plain_xgb(estimator: Any) -> bool:
 
     if not isinstance(estimator, xgboost.XGBModel):
         return False
-    monotone = estimator.get_params(deep=False).get("monotone_constraints")
-    interaction = estimator.get_params(deep=False).get("interaction_constraints")
+    params = estimator.get_params(deep=False)
+    monotone, interaction = params.get("monotone_constraints"), params.get("interaction_constraints")
     if isinstance(monotone, dict) or isinstance(interaction, str):
         return False
     return not any(isinstance(name, str) for group in interaction or () for name in group)
@@ -162,8 +166,7 @@ class FoldFitter:
         hook = self.context.model.iterations
         if hook is None or plan.active:
             return _unchanged
-        library = _LIBRARIES[hook.library]
-        return library.rows if library.takes_rows(estimator) else _unchanged
+        return _LIBRARIES[hook.library].rows_for(estimator)
 
     def fit(self, model: Any, plan: augment.Plan, fold: int, X_train: Any, y_train: Any, *, seed: int) -> float:
         """Fit ``model`` on fold ``fold``'s training rows ``X_train, y_train``; returns the seconds taken."""
@@ -289,7 +292,7 @@ def fit_with_stopping(
     if transformers:  # the pipeline takes the frame; its final step sees the transformed rows
         X_fit_seen, X_stop_seen = data.X, library.rows(X_seen)
     else:
-        rows = library.rows if library.takes_rows(model) else _unchanged
+        rows = library.rows_for(model)
         X_fit_seen, X_stop_seen = rows(data.X), rows(X_seen)
     stop_kwargs = library.prepare(final, rounds, min_delta, X_stop_seen, y_stop)
     kwargs = {prefix + key: value for key, value in stop_kwargs.items()}
