@@ -348,12 +348,12 @@ class _Supervisor:
     def until_stopped(self) -> None:
         from multiprocessing.connection import wait
 
+        from tuner.storage import is_journal_file
+
         while any(proc.is_alive() for proc in self.procs):
             self.tick()
             wait([proc.sentinel for proc in self.procs if proc.is_alive()], timeout=_POLL_S)
         self.tick()
-        from tuner.storage import is_journal_file
-
         if self.deaths and is_journal_file(self.study._storage):
             # A worker died moments ago, maybe before naming itself on its trial (journal files
             # name late): that trial can be told apart once the death settles. Returning before
@@ -419,12 +419,18 @@ def _run_here(
 
 def prestart(spec: StudySpec) -> None:
     """Start the fork server now, so that its imports overlap the parent's loading of data and study."""
-    ctx = _context(spec)
-    if ctx.get_start_method() == "forkserver":
-        from multiprocessing import forkserver
+    _ensure_fork_server(_context(spec))
 
-        with _deaf_to_ctrl_c():
-            forkserver.ensure_running()
+
+def _ensure_fork_server(ctx: Any) -> bool:
+    """Start the fork server (deaf to Ctrl-C, which would hit it mid-import) if ``ctx`` forks; True if it does."""
+    if ctx.get_start_method() != "forkserver":
+        return False
+    from multiprocessing import forkserver
+
+    with _deaf_to_ctrl_c():
+        forkserver.ensure_running()
+    return True
 
 
 def _start(ctx: Any, procs: Sequence[Any], cancelled: Callable[[], bool] = lambda: False) -> None:
@@ -434,12 +440,7 @@ def _start(ctx: Any, procs: Sequence[Any], cancelled: Callable[[], bool] = lambd
     """
     from tuner.runner import hold_ctrl_c
 
-    forked = ctx.get_start_method() == "forkserver"
-    if forked:
-        from multiprocessing import forkserver
-
-        with _deaf_to_ctrl_c():
-            forkserver.ensure_running()
+    forked = _ensure_fork_server(ctx)
     # Spawned workers inherit this process's ignored SIGINT. Forked ones come from the deaf fork
     # server, and the first start waits for its imports: a Ctrl-C meanwhile counts once they started.
     with hold_ctrl_c() if forked else _deaf_to_ctrl_c():
