@@ -143,7 +143,7 @@ def _spec(task: Task, seed: int) -> dict[str, Any]:
 
 def _context(task: Task, seed: int) -> Any:
     import tuner
-    from tuner.objectives import build_context
+    from tuner.setup import build as build_context
 
     return build_context(tuner.load_spec(_spec(task, seed)))
 
@@ -238,16 +238,16 @@ def _share_memory_trials(curve: _Curve) -> None:
     """Keep a copy of the trials of tuner's in-memory storage next to the snapshot (TRIALS_FILE)."""
     import threading
 
-    import tuner.runner
+    import tuner.engine._study
 
     opened: list[Any] = []
-    original = tuner.runner.open_storage
+    original = tuner.engine._study.open_storage
 
     def capture(url: str, **kwargs: Any) -> Any:
         opened.append(original(url, **kwargs))
         return opened[-1]
 
-    tuner.runner.open_storage = capture  # type: ignore[assignment]
+    tuner.engine._study.open_storage = capture  # type: ignore[assignment]
 
     def loop() -> None:
         while True:
@@ -320,7 +320,7 @@ def _optuna(sampler_name: str) -> Callable[[Run, Task, list[str], Path], None]:
     def method(run: Run, task: Task, overrides: list[str], work: Path) -> None:
         import optuna
 
-        from tuner.space import suggest
+        from tuner.search import suggest
 
         curve = _Curve(run, work / "run.json")
         ctx = _context(task, run.seed)
@@ -524,7 +524,7 @@ def _worker(job: tuple[str, Task, int, float], work: Path) -> None:
 
     # tuner's modules (about 1 s of CPU to import) are imported before any method's clock starts:
     # every method uses them (data, folds, space), and a one-off import is not search time.
-    import tuner.runner  # noqa: F401
+    import tuner.engine._run  # noqa: F401
 
     label, task, seed, budget = job
     warnings.simplefilter("ignore")

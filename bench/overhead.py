@@ -1,7 +1,7 @@
 """Per-trial overhead of ``tuner`` against raw Optuna on the same storage and sampler.
 
 Both sides run the same objective on a fresh storage of the same kind, with the very same sampler
-object settings (built by :func:`tuner.samplers.build_sampler`, which returns a plain Optuna
+object settings (built by :func:`tuner.search.build_sampler`, which returns a plain Optuna
 sampler). The per-trial time is measured from the trials' own timestamps (first start to last
 completion, divided by the number of trials), so one-off setup (loading data, creating the
 study) is left out and what remains is what every trial pays: sampling, storage writes and
@@ -34,7 +34,7 @@ from typing import Any
 import optuna
 
 import tuner
-from tuner.samplers import build_pruner, build_sampler
+from tuner.search import build_pruner, build_sampler
 from tuner.spec import PrunerSpec, SamplerSpec
 
 BACKENDS = ("memory", "sqlite", "journal")
@@ -132,7 +132,7 @@ def _run_tuner(row: str, backend: str, folder: Path, tag: str, n_trials: int) ->
 
 def _memory_supported() -> bool:
     from tuner.errors import StorageError
-    from tuner.storage import open_storage
+    from tuner.store import open_storage
 
     try:
         open_storage("memory://")
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         args.trials, args.repeats = 60, 1
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     _register_dummy()
-    from tuner.objectives import build_context
+    from tuner.setup import build as build_context
 
     context = build_context(tuner.load_spec({**_SPEC, "name": "overhead"}))
     backends = [b for b in args.backends if b != "memory" or _memory_supported()]

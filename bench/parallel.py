@@ -94,7 +94,7 @@ def _run_tuner(spec: Path, storage: str, n_jobs: int, name: str) -> tuple[float,
 
 
 def _run_raw(spec: Path, n_trials: int, n_jobs: int) -> tuple[float, float, int]:
-    from tuner.objectives import build_context
+    from tuner.setup import build as build_context
 
     loaded = tuner.load_spec(spec)
     module_name, _, function = str(loaded.objective.custom).partition(":")

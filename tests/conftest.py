@@ -87,6 +87,6 @@ def fresh_imports(tmp_path: Path) -> Iterator[None]:
 @pytest.fixture
 def scratch_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     """register_model writes to a copy of the model catalog, dropped after the test."""
-    from tuner.models import registry
+    from tuner.models import _registry as registry
 
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))

@@ -1,4 +1,4 @@
-"""Checks of tuner.storage.set_user_attrs shared by the local and the server storage tests."""
+"""Checks of tuner._optuna.set_user_attrs shared by the local and the server storage tests."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tuner.storage import MEMORY_URL, open_storage, set_user_attrs
+from tuner._optuna import set_user_attrs
+from tuner.store import MEMORY_URL, open_storage
 
 ATTRS = {"val_scores": [0.5, 0.75], "gap": 0.125, "flags": ["overfit"], "note": None}
 

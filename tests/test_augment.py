@@ -8,9 +8,10 @@ import pytest
 from frames import classification, run, study_spec
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from tuner import augment, register_model
+from tuner import register_model
+from tuner.cv import _augment as augment
 from tuner.errors import SpecError
-from tuner.objectives import build_context
+from tuner.setup import build as build_context
 from tuner.spec import load_spec
 
 

@@ -13,9 +13,9 @@ import yaml
 from optuna.distributions import FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from tuner import run_study
 from tuner.report import compare, compare_snapshots, format_comparison
-from tuner.results import StudySnapshot, split_ref
-from tuner.runner import run_study
+from tuner.store import StudySnapshot, split_ref
 
 SPEC = {
     "data": {"source": "sklearn:breast_cancer"},

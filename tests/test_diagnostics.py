@@ -9,10 +9,10 @@ from frames import classification, run, study_spec, with_groups
 from sklearn.base import clone
 from sklearn.metrics import accuracy_score
 
-from tuner.diagnostics import learning_curve, summarize
-from tuner.diagnostics.trial import FoldLog, FoldScores, flags
+from tuner.cv import FoldLog, FoldScores
+from tuner.diagnostics import flags, learning_curve, summarize
 from tuner.errors import DataError, SpecError
-from tuner.objectives import build_context
+from tuner.setup import build as build_context
 from tuner.spec import load_spec
 
 TREE = "sklearn.tree:DecisionTreeClassifier"

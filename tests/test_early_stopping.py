@@ -3,16 +3,14 @@ rows only (never the CV validation fold), each library's own mechanism, pipeline
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pandas as pd
 import pytest
 
 import tuner
-from tuner.early_stopping import IterationHook, stopping_split
-from tuner.models import registry
-from tuner.models.registry import ModelEntry
+from tuner.cv import stopping_split
+from tuner.models import IterationHook, ModelEntry
+from tuner.models import _registry as registry
 
 # A fast boosting setup: high learning rate and a generous cap, so every fold stops well before it.
 _FAST = {"learning_rate": 0.5, "max_depth": 2}
@@ -177,18 +175,19 @@ def test_only_xgboost_itself_without_constraints_by_feature_name_takes_arrays():
     import xgboost
     from sklearn.compose import TransformedTargetRegressor
 
-    from tuner.augment import Plan
-    from tuner.early_stopping import FoldFitter, _unchanged
+    from tuner.cv import AugmentPlan as Plan
+    from tuner.cv import native_rows
+    from tuner.cv._early_stopping import _unchanged
 
-    model = SimpleNamespace(iterations=IterationHook("n_estimators", "xgboost"))
-    fitter = FoldFitter(SimpleNamespace(model=model), None)  # type: ignore[arg-type]
-    fast = fitter.rows_for(xgboost.XGBRegressor(), Plan())
+    hook = IterationHook("n_estimators", "xgboost")
+    fast = native_rows(hook, xgboost.XGBRegressor(), Plan())
     assert fast is not _unchanged and isinstance(fast(pd.DataFrame({"a": [1, 2]})), np.ndarray)
-    assert fitter.rows_for(xgboost.XGBRegressor(), Plan(balance="oversample")) is _unchanged
-    assert fitter.rows_for(TransformedTargetRegressor(xgboost.XGBRegressor()), Plan()) is _unchanged
-    assert fitter.rows_for(xgboost.XGBRegressor(monotone_constraints={"a": 1}), Plan()) is _unchanged
-    assert fitter.rows_for(xgboost.XGBRegressor(interaction_constraints=[["a", "b"]]), Plan()) is _unchanged
-    assert fitter.rows_for(xgboost.XGBRegressor(interaction_constraints=[[0, 1]]), Plan()) is fast
+    assert native_rows(hook, xgboost.XGBRegressor(), Plan(balance="oversample")) is _unchanged
+    assert native_rows(hook, TransformedTargetRegressor(xgboost.XGBRegressor()), Plan()) is _unchanged
+    assert native_rows(hook, xgboost.XGBRegressor(monotone_constraints={"a": 1}), Plan()) is _unchanged
+    assert native_rows(hook, xgboost.XGBRegressor(interaction_constraints=[["a", "b"]]), Plan()) is _unchanged
+    assert native_rows(hook, xgboost.XGBRegressor(interaction_constraints=[[0, 1]]), Plan()) is fast
+    assert native_rows(None, xgboost.XGBRegressor(), Plan()) is _unchanged
     # Nullable integer columns with missing values become NaN.
     frame = pd.DataFrame({"a": pd.array([1, None], dtype="Int64")})
     assert np.isnan(fast(frame)[1, 0])
@@ -198,7 +197,7 @@ def test_only_xgboost_itself_without_constraints_by_feature_name_takes_arrays():
 def test_xgboost_scores_the_same_on_arrays_as_on_frames(write_spec, monkeypatch, stopping):
     import dataclasses
 
-    from tuner import early_stopping
+    from tuner.cv import _early_stopping as early_stopping
 
     changes = {"model": "xgboost", "space": {"n_estimators": 30, **_FAST}, "budget": {"n_trials": 1}}
     arrays = tuner.run_study(write_spec({**changes, "early_stopping": stopping})).study.trials[0]

@@ -10,7 +10,7 @@ from optuna.trial import TrialState
 import tuner
 from tuner.errors import CatalogError, SpecError
 from tuner.models import all_entries, get_model
-from tuner.space import merge, suggest
+from tuner.search import merge, suggest
 from tuner.spec import ParamSpec
 
 SEED = 1234

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from tuner.outputs import OutputError, file_in, output_file
-from tuner.runner import run_study
+from tuner import run_study
+from tuner.errors import OutputError
+from tuner.outputs import file_in, output_file
 
 
 @pytest.fixture(scope="module")

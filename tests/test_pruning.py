@@ -12,12 +12,11 @@ from optuna.trial import TrialState
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 import tuner
+from tuner.cv import order_folds
 from tuner.errors import SpecError
-from tuner.fidelity import levels
-from tuner.fold_order import order_folds
-from tuner.models import registry
-from tuner.models.registry import ModelEntry, cat
-from tuner.samplers import build_pruner
+from tuner.models import ModelEntry, cat
+from tuner.models import _registry as registry
+from tuner.search import build_pruner, levels
 from tuner.spec import PrunerSpec
 
 
@@ -169,7 +168,7 @@ def test_uneven_folds_run_largest_validation_first_and_equal_folds_keep_their_or
 
 def test_the_study_uses_the_reordered_folds(write_spec):
     spec = tuner.load_spec(write_spec({"cv": {"scheme": "timeseries", "folds": 3}, "data": {"task": "classification"}}))
-    from tuner.objectives import build_context
+    from tuner.setup import build as build_context
 
     context = build_context(spec)
     ends = [int(train.max()) for train, _ in context.splits]

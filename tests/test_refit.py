@@ -12,10 +12,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from tuner.objectives import build_context
-from tuner.refit import card_path_for, refit_best, stored_spec
-from tuner.runner import run_study
+from tuner import run_study
+from tuner.modelfile import card_path_for
+from tuner.refit import refit_best
+from tuner.setup import build as build_context
 from tuner.spec import load_spec
+from tuner.store import stored_spec
 
 HOLDOUT = {"cv": {"holdout_test": 0.25}}
 
@@ -250,9 +252,9 @@ def test_stored_spec_prefers_the_given_spec_file(holdout_spec, tmp_path):
 
 @pytest.mark.parametrize("scheme", ["timeseries", "group"])
 def test_holdout_keeps_the_future_or_whole_groups_out(scheme):
+    from tuner.cv import make_plan
     from tuner.data import Dataset
     from tuner.spec import CVSpec
-    from tuner.splits import split_holdout
 
     rows = 40
     data = Dataset(
@@ -261,7 +263,7 @@ def test_holdout_keeps_the_future_or_whole_groups_out(scheme):
         task="regression",
         groups=np.repeat(np.arange(8), 5) if scheme == "group" else None,
     )
-    tuning, test = split_holdout(CVSpec(scheme=scheme, folds=3, holdout_test=0.25), data, seed=1, label="s")
+    _, tuning, test = make_plan(CVSpec(scheme=scheme, folds=3, holdout_test=0.25), data, seed=1, label="s")
     assert test is not None and len(tuning.y) + len(test.y) == rows
     if scheme == "timeseries":
         assert list(test.X["a"]) == list(range(30, 40))  # the last quarter: the future

@@ -12,9 +12,10 @@ import yaml
 from optuna.distributions import FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from tuner.report import ReportError, build_plots, write_pngs
-from tuner.results import StudySnapshot
-from tuner.runner import run_study
+from tuner import run_study
+from tuner.errors import ReportError
+from tuner.report import build_plots, write_pngs
+from tuner.store import StudySnapshot
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,7 @@ import pytest
 from optuna.trial import TrialState
 
 import tuner
-from tuner.errors import SpecError
-from tuner.runner import TooManyFailures
+from tuner.errors import SpecError, TooManyFailures
 
 
 def _trials(spec_path: Path, name: str = "tiny") -> list[optuna.trial.FrozenTrial]:

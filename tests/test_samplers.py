@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import optuna
 
-from tuner.samplers import build_sampler
+from tuner.search import build_sampler
 from tuner.spec import SamplerSpec
 
 
@@ -26,8 +26,8 @@ def test_tpe_is_a_constant_liar_only_when_workers_share_the_study():
 
 def test_runs_tell_the_sampler_whether_the_study_is_shared(write_spec, monkeypatch):
     import tuner
-    import tuner.runner
-    import tuner.samplers
+    import tuner.engine._run
+    import tuner.engine._worker
 
     seen: list[bool] = []
 
@@ -35,8 +35,8 @@ def test_runs_tell_the_sampler_whether_the_study_is_shared(write_spec, monkeypat
         seen.append(shared)
         return build_sampler(*args, shared=shared, **kwargs)
 
-    monkeypatch.setattr(tuner.runner, "build_sampler", recording)
-    monkeypatch.setattr(tuner.samplers, "build_sampler", recording)
+    monkeypatch.setattr(tuner.engine._run, "build_sampler", recording)
+    monkeypatch.setattr(tuner.engine._worker, "build_sampler", recording)
     spec = write_spec({"budget": {"n_trials": 2}})
     tuner.run_study(spec)
     assert seen == [False]  # one process on a local file
@@ -45,7 +45,7 @@ def test_runs_tell_the_sampler_whether_the_study_is_shared(write_spec, monkeypat
 
 
 def test_server_storages_count_as_shared_local_files_and_memory_do_not():
-    from tuner.storage import is_server
+    from tuner.store import is_server
 
     assert all(map(is_server, ["postgresql://u@db/x", "mysql+pymysql://root@h/test", "redis://h:6379/0"]))
     assert not any(map(is_server, ["sqlite:////tmp/a.db", "journal:////tmp/a.log", "memory://"]))

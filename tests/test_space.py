@@ -9,7 +9,7 @@ import pytest
 
 from tuner.errors import SpecError
 from tuner.models import get_model
-from tuner.space import describe, diff, merge, suggest, to_json
+from tuner.search import describe, diff, merge, suggest, to_json
 from tuner.spec import ParamSpec
 
 LABEL = "study.yaml"

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tuner.cv import make_plan, resolve_scheme
 from tuner.data import Dataset
 from tuner.errors import SpecError
 from tuner.spec import CVSpec
-from tuner.splits import make_splits, resolve_scheme
 
 LABEL = "study.yaml"
 N_ROWS = 90
@@ -32,7 +32,7 @@ def _dataset(*, task="classification", groups=True, n=N_ROWS, y=None) -> Dataset
 
 def _splits(scheme, dataset=None, *, seed=0, **cv):
     spec = CVSpec(scheme=scheme, **{"folds": 3, **cv})
-    return make_splits(spec, dataset or _dataset(), seed=seed, label=LABEL)
+    return list(make_plan(spec, dataset or _dataset(), seed=seed, label=LABEL)[0].splits)
 
 
 def check_valid_split(train, val, n_rows):
@@ -76,8 +76,9 @@ def test_timeseries_trains_on_the_past_only():
         check_valid_split(train, val, N_ROWS)
         assert train.max() < val.min()
         assert list(val) == list(range(val.min(), val.max() + 1)), "validation is a contiguous block"
-    assert vals[-1].max() == N_ROWS - 1
-    assert all(a.max() < b.min() for a, b in itertools.pairwise(vals))
+    # The plan runs the latest split first (pruning decides on the most history), then earlier ones.
+    assert vals[0].max() == N_ROWS - 1
+    assert all(a.min() > b.max() for a, b in itertools.pairwise(vals))
 
 
 def test_holdout_is_one_split_of_the_requested_size():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from storage_writes import check_set_user_attrs
 
-from tuner.storage import resolve_url
+from tuner.store import resolve_url
 
 
 @pytest.mark.parametrize(("name", "atomic"), [("study.db", True), ("study.log", False)])

@@ -8,8 +8,8 @@ import pytest
 from frames import classification, run, study_spec, with_groups
 
 from tuner.errors import SpecError
-from tuner.results import pareto_front, top_trials
 from tuner.spec import load_spec
+from tuner.store import pareto_front, top_trials
 
 TREE = "sklearn.tree:DecisionTreeClassifier"
 DEPTH = {"max_depth": {"type": "int", "low": 1, "high": 12}}

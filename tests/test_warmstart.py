@@ -8,8 +8,8 @@ from optuna.trial import TrialState
 import tuner
 from tuner.errors import SpecError
 from tuner.models import get_model
+from tuner.search import fit_to_space
 from tuner.spec import ParamSpec
-from tuner.warmstart import fit_to_space
 
 
 def test_a_new_study_starts_with_the_models_known_good_configurations(write_spec):

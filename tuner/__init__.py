@@ -5,6 +5,8 @@ The public API::
     import tuner
     result = tuner.run_study("studies/quickstart.yaml", n_trials=20)
     print(result.best_value, result.best_params)
+
+Everything else in the package is internal.
 """
 
 from __future__ import annotations
@@ -16,27 +18,35 @@ from tuner._version import __version__
 from tuner.errors import TunerError
 
 if TYPE_CHECKING:
+    from tuner.engine import StudyInterrupted, StudyResult, run_study
+    from tuner.modelfile import LoadedModel, load_model
     from tuner.models import register_model
-    from tuner.objectives import Objective, ObjectiveContext
+    from tuner.objective import Objective
     from tuner.refit import RefitResult, refit_best
     from tuner.report import compare
-    from tuner.runner import StudyInterrupted, StudyResult, run_study
+    from tuner.setup import ObjectiveContext, StudyContext
     from tuner.spec import StudySpec, load_spec
+    from tuner.store import StudySnapshot, read_study
 
 # Imported on first use, so that `tuner --version`, `--help` and worker start-up do not pay for
 # scikit-learn, Optuna and pandas before they need them.
 _LAZY = {
+    "StudyInterrupted": "tuner.engine",
+    "StudyResult": "tuner.engine",
+    "run_study": "tuner.engine",
+    "LoadedModel": "tuner.modelfile",
+    "load_model": "tuner.modelfile",
     "register_model": "tuner.models",
-    "Objective": "tuner.objectives",
-    "ObjectiveContext": "tuner.objectives",
+    "Objective": "tuner.objective",
     "RefitResult": "tuner.refit",
     "refit_best": "tuner.refit",
     "compare": "tuner.report",
-    "StudyInterrupted": "tuner.runner",
-    "StudyResult": "tuner.runner",
-    "run_study": "tuner.runner",
+    "ObjectiveContext": "tuner.setup",
+    "StudyContext": "tuner.setup",
     "StudySpec": "tuner.spec",
     "load_spec": "tuner.spec",
+    "StudySnapshot": "tuner.store",
+    "read_study": "tuner.store",
 }
 
 
@@ -53,16 +63,21 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "LoadedModel",
     "Objective",
     "ObjectiveContext",
     "RefitResult",
+    "StudyContext",
     "StudyInterrupted",
     "StudyResult",
+    "StudySnapshot",
     "StudySpec",
     "TunerError",
     "__version__",
     "compare",
+    "load_model",
     "load_spec",
+    "read_study",
     "refit_best",
     "register_model",
     "run_study",

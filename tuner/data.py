@@ -6,6 +6,7 @@ Sources: ``sklearn:<name>`` (sets bundled with scikit-learn, offline), CSV or Pa
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -13,9 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from sklearn import datasets
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
 
 from tuner.errors import DataError, did_you_mean
-from tuner.metrics import Task
+from tuner.spec import Task
+from tuner.usercode import import_object
 
 if TYPE_CHECKING:
     from tuner.spec import DataSpec
@@ -52,6 +59,16 @@ class Dataset:
     @cached_property
     def categorical_columns(self) -> list[str]:
         return [c for c in self.X.columns if not pd.api.types.is_numeric_dtype(self.X[c])]
+
+    def take(self, rows: np.ndarray) -> Dataset:
+        """The rows ``rows`` (re-indexed from 0), with everything else unchanged."""
+        return dataclasses.replace(
+            self,
+            X=self.X.iloc[rows].reset_index(drop=True),
+            y=self.y[rows],
+            groups=None if self.groups is None else self.groups[rows],
+            fairness_groups=None if self.fairness_groups is None else self.fairness_groups[rows],
+        )
 
 
 def load_dataset(
@@ -136,8 +153,6 @@ def load_dataset(
 
 
 def _load_bundled(name: str) -> pd.DataFrame:
-    from sklearn import datasets
-
     loader = getattr(datasets, f"load_{name}")
     bunch = loader(as_frame=True)
     table: pd.DataFrame = bunch.frame
@@ -146,8 +161,6 @@ def _load_bundled(name: str) -> pd.DataFrame:
 
 def _call_generator(target: str, base_dir: Path, label: str) -> pd.DataFrame:
     """``python:module:function``: a function (next to the spec) that returns a DataFrame."""
-    from tuner.models import import_object
-
     fn = import_object(target, field="data.source", label=label, base_dir=base_dir)
     table = fn()
     if not isinstance(table, pd.DataFrame):
@@ -210,10 +223,6 @@ def make_preprocessor(dataset: Dataset, *, handles_missing: bool) -> Any | None:
     needs_impute = dataset.has_missing and not handles_missing
     if not categorical and not needs_impute:
         return None
-    from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder
 
     numeric = [c for c in dataset.X.columns if c not in categorical]
     steps = []
@@ -223,3 +232,44 @@ def make_preprocessor(dataset: Dataset, *, handles_missing: bool) -> Any | None:
         encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
         steps.append(("cat", make_pipeline(SimpleImputer(strategy="most_frequent"), encoder), categorical))
     return ColumnTransformer(steps, verbose_feature_names_out=False)
+
+
+# `data.groups` usually names CV groups (patients, sessions); per-group scores of hundreds of
+# them are noise, so they are only computed automatically for this many groups or fewer.
+MAX_AUTO_GROUPS = 20
+
+
+def scoring_groups(dataset: Dataset, *, explicit: bool) -> tuple[np.ndarray | None, str]:
+    """The labels per-group scores use, and why there are none when there are none.
+
+    ``explicit``: the groups come from ``fairness.groups`` (always scored); otherwise from
+    ``data.groups``, scored only when there are at most ``MAX_AUTO_GROUPS`` of them.
+    """
+    groups = dataset.fairness_groups if explicit else dataset.groups
+    if groups is None:
+        return None, "neither `fairness.groups` nor `data.groups` is set."
+    n_groups = len(np.unique(groups.astype(str)))
+    if not explicit and n_groups > MAX_AUTO_GROUPS:
+        return None, (
+            f"`data.groups` has {n_groups} groups, more than the {MAX_AUTO_GROUPS} scored automatically "
+            "(CV groups such as patient ids are usually many and small)."
+        )
+    return groups, ""
+
+
+def check_groups(groups: np.ndarray, *, field_name: str, label: str) -> None:
+    """Per-group scores need every group to have at least two rows and no missing labels."""
+    missing = int(pd.isna(groups).sum())
+    if missing:
+        raise DataError(
+            f"{label}, field {field_name!r}: the group column has {missing} missing values, so those rows "
+            "belong to no group. Fill them (e.g. with 'unknown') or drop those rows."
+        )
+    names, counts = np.unique(groups.astype(str), return_counts=True)
+    single = names[counts < 2]
+    if len(single):
+        shown = ", ".join(repr(str(n)) for n in single[:5]) + (" …" if len(single) > 5 else "")
+        raise DataError(
+            f"{label}, field {field_name!r}: {len(single)} group(s) have a single row ({shown}); a group of "
+            "one row cannot be scored across folds. Merge small groups into an 'other' group or drop those rows."
+        )

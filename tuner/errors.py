@@ -1,8 +1,8 @@
-"""Errors a user can act on.
+"""Errors a user can act on: every error class of the package lives here.
 
 Every error raised for a user mistake is a :class:`TunerError`. Its message is one paragraph that
 names where the problem is (file, field), what was found, and how to fix it. The CLI prints it and
-exits with code 2; Python callers can catch ``TunerError``.
+exits with the error's ``exit_code`` (2); Python callers can catch ``TunerError``.
 """
 
 from __future__ import annotations
@@ -31,6 +31,26 @@ class CatalogError(TunerError):
 
 class StorageError(TunerError):
     """The study storage cannot be opened, or the study is not in it."""
+
+
+class OutputError(TunerError):
+    """A file cannot be written where it was asked to go."""
+
+
+class ModelFileError(TunerError):
+    """A saved model or its card is missing, altered or does not fit the input."""
+
+
+class ReportError(TunerError):
+    """A report or its images cannot be produced."""
+
+
+class TooManyFailures(TunerError):
+    """``max_failures`` trials in a row failed; the message shows the first error."""
+
+
+class WorkerError(TunerError):
+    """Worker processes or Dask tasks failed before the budget was reached."""
 
 
 def did_you_mean(value: str, choices: Iterable[str]) -> str:

@@ -8,52 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-Task = Literal["classification", "regression"]
+from sklearn.metrics import get_scorer
 
-_REGRESSION_PREFIXES = (
-    "r2",
-    "explained_variance",
-    "neg_max_error",
-    "neg_mean_",
-    "neg_median_",
-    "neg_root_mean_",
-    "d2_absolute_error",
-)
-_CLASSIFICATION_PREFIXES = (
-    "accuracy",
-    "balanced_accuracy",
-    "top_k_accuracy",
-    "average_precision",
-    "neg_brier_score",
-    "neg_log_loss",
-    "f1",
-    "precision",
-    "recall",
-    "jaccard",
-    "roc_auc",
-    "matthews_corrcoef",
-    "d2_brier_score",
-    "d2_log_loss_score",
-    "positive_likelihood_ratio",
-    "neg_negative_likelihood_ratio",
-)
+from tuner.spec import REGRESSION_PREFIXES, Task
+
 # Binary-only scorers: they fail or mean something else on multiclass targets.
 _BINARY_ONLY = {"roc_auc", "average_precision", "f1", "precision", "recall", "jaccard", "neg_brier_score"}
-
-
-def _supervised_names() -> tuple[str, ...]:
-    from sklearn.metrics import get_scorer_names
-
-    return tuple(
-        n
-        for n in get_scorer_names()
-        if n.startswith(_REGRESSION_PREFIXES + _CLASSIFICATION_PREFIXES) and not n.endswith("_samples")
-    )
-
-
-METRIC_NAMES = _supervised_names()
+# Scorers that need predict_proba (an SVM then gets calibrated probabilities).
+_PROBABILISTIC = {"neg_log_loss", "neg_brier_score", "d2_log_loss_score", "d2_brier_score"}
 
 
 @dataclass(frozen=True)
@@ -64,12 +28,16 @@ class Metric:
     task: Task
     scorer: Callable[..., Any]
 
+    @property
+    def needs_proba(self) -> bool:
+        return self.name in _PROBABILISTIC
+
     def score(self, estimator: Any, X: Any, y: Any) -> float:
         return float(self.scorer(estimator, X, y))
 
 
 def metric_task(name: str) -> Task:
-    return "regression" if name.startswith(_REGRESSION_PREFIXES) else "classification"
+    return "regression" if name.startswith(REGRESSION_PREFIXES) else "classification"
 
 
 def default_metric(task: Task, n_classes: int) -> str:
@@ -91,6 +59,4 @@ def check_metric(name: str, task: Task, n_classes: int) -> str | None:
 
 
 def get_metric(name: str, task: Task) -> Metric:
-    from sklearn.metrics import get_scorer
-
     return Metric(name=name, task=task, scorer=get_scorer(name))

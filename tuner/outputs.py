@@ -9,11 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tuner.errors import TunerError
-
-
-class OutputError(TunerError):
-    """A file cannot be written where it was asked to go."""
+from tuner.errors import OutputError
 
 
 def output_file(path: Path, *, force: bool = False) -> Path:

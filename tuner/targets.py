@@ -1,6 +1,6 @@
 """What a trial optimizes, and the constraints it must meet.
 
-A *target* turns the fold log of a trial (:class:`~tuner.diagnostics.FoldLog`) into one number
+A *target* turns the fold log of a trial (:class:`~tuner.cv.FoldLog`) into one number
 with a direction: the validation metric (default), the metric penalised by the overfitting gap,
 the gap itself, the fit time, the worst group's score or the largest gap between groups. One
 target makes a single-objective study; several make a multi-objective one whose answer is a
@@ -15,15 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
 
-if TYPE_CHECKING:
-    import optuna
+import optuna
 
-    from tuner.diagnostics import FoldLog
-    from tuner.spec import ConstraintsSpec, ObjectiveSpec, StudySpec, TargetSpec
-
-Direction = Literal["maximize", "minimize"]
+from tuner.cv import FoldLog
+from tuner.errors import SpecError
+from tuner.spec import ConstraintsSpec, Direction, ObjectiveSpec, StudySpec, TargetSpec
 
 
 @dataclass(frozen=True)
@@ -51,6 +48,7 @@ def _group_gap(log: FoldLog, penalty: float) -> float:
     return float("nan") if gap is None else gap
 
 
+# Keys are exactly tuner.spec.TARGET_NAMES (tested).
 TARGETS: dict[str, Target] = {
     "metric": Target("maximize", lambda log, p: log.val_mean, "mean validation score"),
     "penalized": Target("maximize", _penalized, "mean validation score − penalty × train/validation gap"),
@@ -59,7 +57,6 @@ TARGETS: dict[str, Target] = {
     "worst_group": Target("maximize", _worst_group, "validation score of the worst group", needs_groups=True),
     "group_gap": Target("minimize", _group_gap, "largest gap between group scores", needs_groups=True),
 }
-TARGET_NAMES = tuple(TARGETS)
 
 # Constraint name → violation (> 0 means infeasible) given the fold log and the limit.
 CONSTRAINTS: dict[str, Callable[[FoldLog, float], float]] = {
@@ -68,8 +65,6 @@ CONSTRAINTS: dict[str, Callable[[FoldLog, float], float]] = {
     "max_group_gap": lambda log, limit: _group_gap(log, 0.0) - limit,
 }
 GROUP_CONSTRAINTS = ("min_group_score", "max_group_gap")
-# Samplers that cannot handle more than one objective (Optuna raises at the first trial).
-SINGLE_OBJECTIVE_SAMPLERS = ("cmaes",)
 
 
 def directions(objective: ObjectiveSpec) -> list[Direction]:
@@ -115,15 +110,8 @@ def set_constraints(trial: optuna.Trial, constraints: ConstraintsSpec, log: Fold
     return feasible
 
 
-def is_feasible(trial: optuna.trial.FrozenTrial) -> bool:
-    """No stored constraint is violated (trials of unconstrained studies are all feasible)."""
-    return all(value <= 0 for value in trial.constraints.values())
-
-
 def check(spec: StudySpec, *, has_groups: bool, why_no_groups: str) -> None:
     """Refuse targets and constraints the study cannot compute, before any trial runs."""
-    from tuner.errors import SpecError
-
     label = spec.label
     needs = [f"objective {t.name!r}" for t in spec.objective.targets if TARGETS[t.name].needs_groups]
     needs += [f"constraint {name!r}" for name, _ in spec.constraints.items() if name in GROUP_CONSTRAINTS]
@@ -137,8 +125,6 @@ def check(spec: StudySpec, *, has_groups: bool, why_no_groups: str) -> None:
 
 def check_directions(study: optuna.Study, objective: ObjectiveSpec, *, where: str) -> None:
     """Refuse to resume a study whose objectives differ in number or direction from the spec's."""
-    from tuner.errors import SpecError
-
     stored = [d.name.lower() for d in study.directions]
     wanted = directions(objective)
     if stored != wanted:

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tuner import run_study
 from tuner.refit import refit_best
-from tuner.runner import run_study
 
 SPEC = {
     "name": "browsed",

@@ -18,7 +18,8 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
-from tuner.storage import Heartbeat, mark_worker, open_storage, resolve_url
+from tuner.engine import mark_worker
+from tuner.store import Heartbeat, open_storage, resolve_url
 
 # Objectives the tests choose from; each takes milliseconds unless it sleeps on purpose.
 OBJECTIVES = """
@@ -102,7 +103,8 @@ def peer_fails_me(trial, ctx):
     x = trial.suggest_float("x", 0, 1)
     if trial.number == 1:
         from optuna.trial import TrialState
-        from tuner.storage import Heartbeat, mark_worker, open_storage, resolve_url
+        from tuner.engine import mark_worker
+        from tuner.store import Heartbeat, open_storage, resolve_url
 
         peer = open_storage(resolve_url(ctx.spec.storage, base_dir=ctx.spec.base_dir))
         peer.set_trial_state_values(trial._trial_id, TrialState.FAIL)

@@ -22,7 +22,8 @@ from faults.support import (
     tuner_process,
     wait_for,
 )
-from tuner.storage import Heartbeat, mark_worker, open_storage
+from tuner.engine import mark_worker
+from tuner.store import Heartbeat, open_storage
 
 
 @pytest.mark.parametrize("storage", ["tuner.db", "study.log"], ids=["sqlite", "journal"])

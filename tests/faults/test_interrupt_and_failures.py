@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 
 import tuner
 from faults.support import check_contiguous, make_study, tuner_process, wait_for
-from tuner.runner import TooManyFailures
+from tuner.errors import TooManyFailures
 
 
 def test_ctrl_c_stops_every_worker_and_leaves_no_running_trial(tmp_path):

@@ -55,7 +55,7 @@ def test_processes_opening_one_new_sqlite_file_at_once_all_succeed(tmp_path):
     import sys
 
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
-    code = f"from tuner.storage import open_storage; open_storage({url!r})"
+    code = f"from tuner.store import open_storage; open_storage({url!r})"
     procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(6)]
     errors = [p.communicate(timeout=120)[1] for p in procs]
     assert [p.returncode for p in procs] == [0] * 6, errors

@@ -7,7 +7,7 @@ import pytest
 import tuner
 from faults.support import make_study
 from tuner.errors import StorageError, TunerError
-from tuner.storage import read_url_file, redact
+from tuner.store import read_url_file, redact
 
 
 @pytest.mark.parametrize(

@@ -22,9 +22,11 @@ from optuna.trial import TrialState
 from storage_writes import check_set_user_attrs
 
 import tuner
-from tuner.parallel import WorkerJob, _context, run_worker
+from tuner.engine import WorkerJob, run_worker
+from tuner.engine._processes import context as _context
 from tuner.spec import load_spec
-from tuner.storage import ATTR_WORKER, Heartbeat, open_storage
+from tuner.store import Heartbeat, open_storage
+from tuner.store.schema import WORKER as ATTR_WORKER
 
 ENQUEUED = [0.05, 0.15, 0.25, 0.35, 0.45, 0.55]
 

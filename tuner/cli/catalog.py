@@ -7,13 +7,14 @@ import json
 import click
 
 from tuner.cli.common import out
+from tuner.spec import StudySpec
 
 
 @click.command()
 def models() -> None:
     """List the model catalog with each model's default search space."""
-    from tuner import space as space_mod
-    from tuner.models import all_entries
+    from tuner.models import all_entries  # start-up time: scikit-learn comes with it
+    from tuner.search import describe
 
     console = out()
     console.print("Models: use the name as `model:`; override or add ranges under `space:`.\n")
@@ -24,15 +25,13 @@ def models() -> None:
             if not shared:
                 console.print(f"  for {task}:")
             for name, param in entry.space(task).items():
-                console.print(f"    {name}: {space_mod.describe(param)}", highlight=False)
+                console.print(f"    {name}: {describe(param)}", highlight=False)
         console.print()
 
 
 @click.command()
 def schema() -> None:
     """Print the JSON Schema of study files (for editor validation and completion)."""
-    from tuner.spec import StudySpec
-
     document = StudySpec.model_json_schema()
     document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     document["title"] = "tuner study spec"

@@ -1,4 +1,4 @@
-"""Options and lookups shared by the commands: storage resolution and study references."""
+"""Options shared by the commands, and the one place the CLI reads the environment."""
 
 from __future__ import annotations
 
@@ -10,11 +10,10 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
-from tuner.storage import DEFAULT_FILE, resolve_url
+from tuner.store import DEFAULT_FILE, StudyRef, read_url_file, resolve_ref, storage_url
 
 STORAGE_ENV = "TUNER_STORAGE"
 F = TypeVar("F", bound=Callable[..., Any])
-_SPEC_SUFFIXES = (".yaml", ".yml")
 
 storage_option = click.option(
     "--storage",
@@ -37,47 +36,27 @@ def out_path_option(help: str) -> Callable[[F], F]:
     return click.option("--out", "out_path", type=click.Path(path_type=Path), help=help)
 
 
-def storage_value(storage: str | None, storage_file: Path | None) -> str | None:
+def storage_value(storage: str | None, storage_file: Path | None = None) -> str | None:
     """--storage, else the URL in --storage-file, else $TUNER_STORAGE, else None."""
     if storage is not None and storage_file is not None:
         raise click.UsageError("give either --storage or --storage-file, not both")
     if storage_file is not None:
-        from tuner.storage import read_url_file
-
         return read_url_file(storage_file)
     return storage or os.environ.get(STORAGE_ENV)
 
 
+def storage_url_of(storage: str | None) -> str:
+    """The storage URL --storage (or $TUNER_STORAGE, else ./tuner.db) names."""
+    return storage_url(storage_value(storage))
+
+
+def locate(study: str, storage: str | None, storage_file: Path | None = None) -> StudyRef:
+    """A ``STUDY`` argument (spec file, ``NAME@STORAGE`` or a name on --storage) → its name and storage."""
+    return resolve_ref(study, storage=storage_value(storage, storage_file))
+
+
 def out() -> Console:
     return Console(soft_wrap=True)
-
-
-def storage_url(value: str | None) -> str:
-    """Resolve --storage (or $TUNER_STORAGE) to a URL; spec files and folders are accepted too."""
-    value = value or os.environ.get(STORAGE_ENV)
-    if value is None:
-        return resolve_url(None, base_dir=Path.cwd())
-    path = Path(value)
-    if "://" not in value and path.suffix in _SPEC_SUFFIXES:
-        from tuner.spec import load_spec
-
-        spec = load_spec(path)
-        return resolve_url(spec.storage, base_dir=spec.base_dir)
-    if "://" not in value and path.is_dir():
-        return resolve_url(None, base_dir=path)
-    return resolve_url(value, base_dir=Path.cwd())
-
-
-def study_ref(study: str, storage: str | None) -> tuple[str, str]:
-    """``STUDY`` is a spec file (name and storage come from it) or a study name on --storage."""
-    path = Path(study)
-    if path.suffix in _SPEC_SUFFIXES:
-        from tuner.spec import load_spec
-
-        spec = load_spec(path)
-        url = storage_url(storage) if storage or os.environ.get(STORAGE_ENV) else None
-        return spec.name, url or resolve_url(spec.storage, base_dir=spec.base_dir)
-    return study, storage_url(storage)
 
 
 def fmt_value(value: Any, *, none: str = "-") -> str:

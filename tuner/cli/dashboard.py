@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from tuner.cli.common import storage_option, storage_url
-from tuner.storage import open_storage, redact
+from tuner.cli.common import storage_option, storage_url_of
+from tuner.store import open_storage, redact
 
 
 @click.command()
@@ -14,9 +14,9 @@ from tuner.storage import open_storage, redact
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
 def dashboard(storage: str | None, host: str, port: int) -> None:
     """Open optuna-dashboard on the storage (Ctrl-C to stop)."""
-    import optuna_dashboard
+    import optuna_dashboard  # start-up time: it imports a web framework
 
-    url = storage_url(storage)
+    url = storage_url_of(storage)
     opened = open_storage(url)
     click.echo(f"optuna-dashboard for {redact(url)} at http://{host}:{port}/ (Ctrl-C to stop)")
     if host not in ("127.0.0.1", "localhost", "::1"):

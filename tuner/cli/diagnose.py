@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
 
-from tuner.cli.common import fmt_value, out, storage_option, study_ref
+from tuner.cli.common import fmt_value, locate, out, storage_option
+from tuner.store import schema, trial_record
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -41,11 +41,10 @@ def _sizes(ctx: click.Context, param: click.Parameter, value: str) -> tuple[floa
 @click.option("--json", "as_json", is_flag=True, help="Print the diagnosis as JSON.")
 def diagnose(study: str, storage: str | None, sizes: tuple[float, ...], no_curve: bool, as_json: bool) -> None:
     """Diagnose STUDY (a study name or its spec file): data summary, flags, groups, learning curve."""
-    from tuner.diagnostics import diagnose as run_diagnosis
+    from tuner.diagnostics import diagnose as run_diagnosis  # start-up time: scikit-learn comes with it
 
-    name, url = study_ref(study, storage)
-    ref = study if Path(study).suffix in (".yaml", ".yml") else name
-    report = run_diagnosis(ref, storage=url, sizes=sizes, curve=not no_curve)
+    ref = locate(study, storage)
+    report = run_diagnosis(str(ref.spec_file or ref.name), storage=ref.url, sizes=sizes, curve=not no_curve)
     if as_json:
         click.echo(json.dumps(_as_json(report), indent=2, allow_nan=False, default=str))
         return
@@ -89,12 +88,13 @@ def _print_best(console: Console, report: StudyDiagnosis) -> None:
         return
     attrs = trial.user_attrs
     console.print(
-        f"Best trial #{trial.number}: train {fmt_value(attrs.get('train_mean'))} ± {fmt_value(attrs.get('train_std'))}, "
-        f"validation {fmt_value(attrs.get('val_mean'))} ± {fmt_value(attrs.get('val_std'))}, "
-        f"gap {fmt_value(attrs.get('gap'))}; flags: {', '.join(attrs.get('flags') or []) or 'none'}.",
+        f"Best trial #{trial.number}: train {fmt_value(attrs.get(schema.TRAIN_MEAN))} "
+        f"± {fmt_value(attrs.get(schema.TRAIN_STD))}, "
+        f"validation {fmt_value(attrs.get(schema.VAL_MEAN))} ± {fmt_value(attrs.get(schema.VAL_STD))}, "
+        f"gap {fmt_value(attrs.get(schema.GAP))}; flags: {', '.join(attrs.get(schema.FLAGS) or []) or 'none'}.",
         highlight=False,
     )
-    groups = attrs.get("group_scores")
+    groups = attrs.get(schema.GROUP_SCORES)
     if isinstance(groups, dict) and groups:
         rows = report.summary.group_counts
         table = Table(title=f"Validation {report.metric} per group (trial #{trial.number})")
@@ -104,15 +104,13 @@ def _print_best(console: Console, report: StudyDiagnosis) -> None:
             table.add_row(str(group), str(rows.get(group, "-")), fmt_value(score))
         console.print(table)
         console.print(
-            f"Worst group {attrs.get('worst_group_name')!r} ({fmt_value(attrs.get('worst_group_score'))}); "
-            f"largest gap between groups {fmt_value(attrs.get('group_gap'))}.",
+            f"Worst group {attrs.get(schema.WORST_GROUP_NAME)!r} ({fmt_value(attrs.get(schema.WORST_GROUP_SCORE))}); "
+            f"largest gap between groups {fmt_value(attrs.get(schema.GROUP_GAP))}.",
             highlight=False,
         )
 
 
 def _as_json(report: StudyDiagnosis) -> dict[str, Any]:
-    from tuner.results import trial_record
-
     payload = {f.name: getattr(report, f.name) for f in dataclasses.fields(report)}
     payload["summary"] = dataclasses.asdict(report.summary)
     payload["curve"] = dataclasses.asdict(report.curve) if report.curve else None

@@ -9,32 +9,34 @@ from typing import TYPE_CHECKING
 import click
 from rich.table import Table
 
-from tuner.cli.common import fmt_value, out, out_path_option, storage_option, storage_url, study_ref
-from tuner.results import (
+from tuner.cli.common import fmt_value, locate, out, out_path_option, storage_option, storage_url_of
+from tuner.outputs import file_in, output_file
+from tuner.store import (
     EXPORT_FORMATS,
     best_trial,
+    counts,
     export_parquet,
     export_trials,
+    is_feasible,
     list_studies,
     load_study,
+    objective_names,
     pareto_front,
+    redact,
+    schema,
     top_trials,
     trial_record,
 )
-from tuner.storage import redact
-from tuner.targets import is_feasible
 
 if TYPE_CHECKING:
     import optuna
-
-_SHOWN_ATTRS = ("val_std", "fit_seconds")
 
 
 @click.command(name="list")
 @storage_option
 def list_(storage: str | None) -> None:
     """List the studies in a storage."""
-    url = storage_url(storage)
+    url = storage_url_of(storage)
     rows = list_studies(url)
     console = out()
     if not rows:
@@ -63,33 +65,32 @@ def list_(storage: str | None) -> None:
 @click.option("--top", default=10, show_default=True, type=click.IntRange(min=1), help="How many trials to show.")
 def show(study: str, storage: str | None, top: int) -> None:
     """Show the best trials of STUDY (a study name or its spec file)."""
-    name, url = study_ref(study, storage)
+    ref = locate(study, storage)
+    name, url = ref.name, ref.url
     loaded = load_study(name, url)
     trials = top_trials(loaded, top)
     console = out()
-    counts = {s: 0 for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")}
-    for trial in loaded.get_trials(deepcopy=False):
-        counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
-    metric = loaded.user_attrs.get("tuner:metric", "value")
+    by_state = counts(loaded.get_trials(deepcopy=False))
+    metric = loaded.user_attrs.get(schema.METRIC, "value")
     console.print(
-        f"Study {name} ({redact(url)}): model {loaded.user_attrs.get('tuner:model', '-')}, metric {metric}; "
-        + ", ".join(f"{v} {k.lower()}" for k, v in counts.items() if v),
+        f"Study {name} ({redact(url)}): model {loaded.user_attrs.get(schema.MODEL, '-')}, metric {metric}; "
+        + ", ".join(f"{by_state[k]} {k}" for k in ("complete", "pruned", "fail", "running", "waiting") if by_state[k]),
         highlight=False,
     )
-    refit = loaded.user_attrs.get("tuner:refit_model")
+    refit = loaded.user_attrs.get(schema.REFIT_MODEL)
     if isinstance(refit, dict):
         console.print(f"Refit model (trial #{refit.get('trial')}): {refit.get('path')}", highlight=False)
     if not trials:
         console.print("No complete trials yet.")
         return
     params = sorted({p for t in trials for p in t.params})
-    objectives = _objective_names(loaded)
+    objectives = objective_names(loaded.user_attrs, len(loaded.directions))
     # Diagnostics that are not already an objective column: the metric itself (when the objective
     # is penalised or a group score), the train − validation gap, the worst group's score.
     extra = {
-        metric: "val_mean",
-        "gap": "gap",
-        "worst group": "worst_group_score" if "worst_group" not in objectives else "",
+        metric: schema.VAL_MEAN,
+        "gap": schema.GAP,
+        "worst group": schema.WORST_GROUP_SCORE if "worst_group" not in objectives else "",
     }
     extra = {k: v for k, v in extra.items() if v and k not in objectives and any(v in t.user_attrs for t in trials)}
     table = Table(title=f"Top {len(trials)} trials")
@@ -99,11 +100,11 @@ def show(study: str, storage: str | None, top: int) -> None:
     table.add_column("params", overflow="fold")
     for trial in trials:
         attrs = trial.user_attrs
-        fit = attrs.get("fit_seconds")
+        fit = attrs.get(schema.FIT_SECONDS)
         table.add_row(
             str(trial.number),
             *(fmt_value(v) for v in trial.values),
-            fmt_value(attrs.get("val_std")),
+            fmt_value(attrs.get(schema.VAL_STD)),
             *(fmt_value(attrs.get(key)) for key in extra.values()),
             _flags(trial),
             fmt_value(sum(fit) if isinstance(fit, list) else None),
@@ -112,16 +113,8 @@ def show(study: str, storage: str | None, top: int) -> None:
     console.print(table)
 
 
-def _objective_names(study: optuna.Study) -> list[str]:
-    names = study.user_attrs.get("tuner:objectives")
-    if isinstance(names, list) and len(names) == len(study.directions):
-        return [str(n) for n in names]
-    metric = str(study.user_attrs.get("tuner:metric", "value"))
-    return [metric] if len(study.directions) == 1 else [f"value {i}" for i in range(len(study.directions))]
-
-
 def _flags(trial: optuna.trial.FrozenTrial) -> str:
-    flags = list(trial.user_attrs.get("flags") or [])
+    flags = list(trial.user_attrs.get(schema.FLAGS) or [])
     if not is_feasible(trial):
         flags.append("infeasible")
     return ", ".join(flags) or "-"
@@ -130,15 +123,15 @@ def _flags(trial: optuna.trial.FrozenTrial) -> str:
 def _diagnostics_lines(trial: optuna.trial.FrozenTrial) -> list[str]:
     attrs = trial.user_attrs
     lines = []
-    if "train_mean" in attrs:
+    if schema.TRAIN_MEAN in attrs:
         lines.append(
-            f"  train {fmt_value(attrs.get('train_mean'))}, validation {fmt_value(attrs.get('val_mean'))}, "
-            f"gap {fmt_value(attrs.get('gap'))}; flags: {_flags(trial)}"
+            f"  train {fmt_value(attrs.get(schema.TRAIN_MEAN))}, validation {fmt_value(attrs.get(schema.VAL_MEAN))}, "
+            f"gap {fmt_value(attrs.get(schema.GAP))}; flags: {_flags(trial)}"
         )
-    if "worst_group_score" in attrs:
+    if schema.WORST_GROUP_SCORE in attrs:
         lines.append(
-            f"  worst group {attrs.get('worst_group_name')!r}: {fmt_value(attrs.get('worst_group_score'))}, "
-            f"largest gap between groups {fmt_value(attrs.get('group_gap'))}"
+            f"  worst group {attrs.get(schema.WORST_GROUP_NAME)!r}: {fmt_value(attrs.get(schema.WORST_GROUP_SCORE))}, "
+            f"largest gap between groups {fmt_value(attrs.get(schema.GROUP_GAP))}"
         )
     return lines
 
@@ -149,7 +142,8 @@ def _diagnostics_lines(trial: optuna.trial.FrozenTrial) -> list[str]:
 @click.option("--json", "as_json", is_flag=True, help="Print the best trial as JSON.")
 def best(study: str, storage: str | None, as_json: bool) -> None:
     """Print the best trial of STUDY (a study name or its spec file)."""
-    name, url = study_ref(study, storage)
+    ref = locate(study, storage)
+    name, url = ref.name, ref.url
     loaded = load_study(name, url)
     if len(loaded.directions) > 1:
         _print_pareto(loaded, as_json)
@@ -162,11 +156,11 @@ def best(study: str, storage: str | None, as_json: bool) -> None:
     if trial is None:
         click.echo(f"Study {name} has no complete trial with a finite value yet.")
         return
-    metric = loaded.user_attrs.get("tuner:metric", "value")
+    metric = loaded.user_attrs.get(schema.METRIC, "value")
     click.echo(f"Best trial #{trial.number} of {name}: {metric} = {fmt_value(trial.value)}")
     for key, value in trial.params.items():
         click.echo(f"  {key} = {fmt_value(value, none='None')}")
-    scores = trial.user_attrs.get("val_scores")
+    scores = trial.user_attrs.get(schema.VAL_SCORES)
     if scores:
         click.echo("  fold scores: " + ", ".join(fmt_value(s) for s in scores))
     for line in _diagnostics_lines(trial):
@@ -176,7 +170,7 @@ def best(study: str, storage: str | None, as_json: bool) -> None:
 def _print_pareto(study: optuna.Study, as_json: bool) -> None:
     """Several objectives have no single best trial: print the Pareto front instead."""
     front = pareto_front(study)
-    names = _objective_names(study)
+    names = objective_names(study.user_attrs, len(study.directions))
     if as_json:
         records = [trial_record(t) for t in front]
         payload = {"study": study.study_name, "objectives": names, "best_trial": None, "pareto_front": records}
@@ -208,9 +202,8 @@ def export(study: str, storage: str | None, fmt: str, out_path: Path | None, for
     Existing files are kept unless --force; a file named after the study stays inside the folder
     given (a study name with '..' or a symlink leading out is refused).
     """
-    from tuner.outputs import file_in, output_file
-
-    name, url = study_ref(study, storage)
+    ref = locate(study, storage)
+    name, url = ref.name, ref.url
     if out_path is None and fmt == "parquet":
         raise click.UsageError("--format parquet writes a binary file; give it a path with --out FILE.")
     if out_path is not None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from tuner.cli.common import fmt_value, out, out_path_option, storage_option
-from tuner.cli.report import locate
+from tuner.cli.common import fmt_value, locate, out, out_path_option, storage_option
+from tuner.outputs import file_in
 
 
 @click.command()
@@ -21,18 +21,16 @@ def refit(study: str, storage: str | None, out_path: Path | None, trial: int | N
 
     STUDY is a spec file, a study name on --storage, or NAME@STORAGE.
     """
-    from tuner.outputs import file_in
-    from tuner.refit import refit_best
+    from tuner.refit import refit_best  # start-up time: scikit-learn comes with it
 
-    name, url = locate(study, storage)
-    target = out_path if out_path is not None else file_in(Path.cwd(), f"{name}.joblib", force=force)
-    is_spec = Path(study).suffix in (".yaml", ".yml")
-    result = refit_best(study if is_spec else name, out=target, storage=url, trial=trial, force=force)
+    ref = locate(study, storage)
+    target = out_path if out_path is not None else file_in(Path.cwd(), f"{ref.name}.joblib", force=force)
+    result = refit_best(str(ref.spec_file or ref.name), out=target, storage=ref.url, trial=trial, force=force)
     card = result.card
     console = out()
     cv = card["cv"]
     console.print(
-        f"Refit trial #{card['study']['trial']} of {name} ({card['model']}): CV {cv['metric']} = "
+        f"Refit trial #{card['study']['trial']} of {ref.name} ({card['model']}): CV {cv['metric']} = "
         f"{fmt_value(cv['mean'])} ± {fmt_value(cv['std'])} over {cv['folds']} folds, "
         f"fitted on {card['data']['tuning_rows']} rows.",
         highlight=False,
@@ -56,7 +54,7 @@ def refit(study: str, storage: str | None, out_path: Path | None, trial: int | N
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 def predict(model: Path, data: Path, out_path: Path | None, card_path: Path | None, force: bool) -> None:
     """Predict the rows of DATA (CSV/Parquet) with MODEL, after checking its card's SHA-256 and the columns."""
-    from tuner.refit import predict_file
+    from tuner.modelfile import predict_file  # start-up time: scikit-learn comes with it
 
     predictions = predict_file(model, data, out=out_path, card_path=card_path, force=force)
     if out_path is None:

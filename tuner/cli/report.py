@@ -6,21 +6,10 @@ from pathlib import Path
 
 import click
 
-from tuner.cli.common import out, out_path_option, storage_option, storage_url, study_ref
-from tuner.report import COMPARE_FORMATS
-from tuner.results import split_ref
-
-_SPEC_SUFFIXES = (".yaml", ".yml")
-
-
-def locate(ref: str, storage: str | None) -> tuple[str, str]:
-    """A STUDY argument → ``(name, url)``: a spec file, ``name@storage``, or a name on --storage."""
-    if Path(ref).suffix in _SPEC_SUFFIXES:
-        return study_ref(ref, storage)
-    name, where = split_ref(ref)
-    if where is not None:
-        return name, storage_url(where)
-    return study_ref(ref, storage)
+from tuner.cli.common import locate, out, out_path_option, storage_option
+from tuner.outputs import file_in
+from tuner.report import COMPARE_FORMATS, compare_snapshots, comparison_table, format_comparison
+from tuner.store import read_study
 
 
 @click.command()
@@ -34,10 +23,7 @@ def compare(studies: tuple[str, ...], storage: str | None, fmt: str) -> None:
     file, a folder holding tuner.db, or a spec file), so studies from different storages can be
     compared in one table.
     """
-    from tuner.report import compare_snapshots, comparison_table, format_comparison
-    from tuner.results import read_study
-
-    rows = compare_snapshots(read_study(*locate(ref, storage)) for ref in studies)
+    rows = compare_snapshots(read_study(ref.name, ref.url) for ref in (locate(study, storage) for study in studies))
     if fmt == "table":
         console = out()
         if not console.is_terminal:
@@ -61,12 +47,11 @@ def report(study: str, storage: str | None, out_path: Path | None, png_dir: Path
 
     PNG images (--png) need kaleido and a Chrome/Chromium on this machine.
     """
-    from tuner.outputs import file_in
-    from tuner.report import write_report
-    from tuner.results import read_study
+    from tuner.report import write_report  # start-up time: plotly takes a second to import
 
-    name, url = locate(study, storage)
-    snap = read_study(name, url)
+    ref = locate(study, storage)
+    name = ref.name
+    snap = read_study(name, ref.url)
     target = out_path if out_path is not None else file_in(Path.cwd(), f"{name}-report.html", force=force)
     if png_dir is not None:
         png_dir.mkdir(parents=True, exist_ok=True)

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 
 import click
 
-from tuner.cli.common import STORAGE_ENV, fmt_value, out, storage_file_option, storage_url, storage_value
-from tuner.storage import redact
+from tuner.cli.common import STORAGE_ENV, fmt_value, out, storage_file_option, storage_value
+from tuner.store import objective_names, pareto_front, redact, schema, storage_url
 
 if TYPE_CHECKING:
-    from tuner.runner import StudyResult
+    from tuner.engine import StudyResult
 
 
 @click.command()
@@ -53,7 +53,7 @@ def run(
     quiet: bool,
 ) -> None:
     """Run the study in SPEC, or resume it: completed trials count towards the budget."""
-    from tuner.runner import StudyInterrupted, run_study
+    from tuner.engine import StudyInterrupted, run_study  # start-up time: scikit-learn comes with it
 
     value = storage_value(storage, storage_file)
     url = storage_url(value) if value else None
@@ -95,7 +95,7 @@ def _summary(result: StudyResult, spec: Path) -> None:
     )
     if result.ran == 0 and finished >= total:
         console.print("The study had already reached its budget; raise --n-trials to run more.")
-    elif result.study._stop_flag and finished < total:
+    elif result.exhausted and finished < total:
         console.print(
             "The sampler has tried every configuration it can propose (the grid is done), so the run stopped."
         )
@@ -104,8 +104,8 @@ def _summary(result: StudyResult, spec: Path) -> None:
         console.print(_no_best(result, spec), highlight=False)
         return
     # The objective's label ("worst_group", "roc_auc − 0.5×gap"), which is the metric by default.
-    metric = (result.study.user_attrs.get("tuner:objectives") or [result.study.user_attrs.get("tuner:metric")])[0]
-    spread = best.user_attrs.get("val_std")
+    metric = objective_names(result.study.user_attrs, 1)[0]
+    spread = best.user_attrs.get(schema.VAL_STD)
     spread_text = f" ± {fmt_value(spread)}" if spread is not None else ""
     console.print(f"Best trial #{best.number}: {metric} = {fmt_value(best.value)}{spread_text}", highlight=False)
     for name, value in best.params.items():
@@ -114,8 +114,6 @@ def _summary(result: StudyResult, spec: Path) -> None:
 
 
 def _no_best(result: StudyResult, spec: Path) -> str:
-    from tuner.results import pareto_front
-
     front = pareto_front(result.study)
     if front:
         return f"{len(front)} trial(s) on the Pareto front (several objectives, no single best); see: tuner best {spec}"
@@ -129,13 +127,14 @@ def _no_best(result: StudyResult, spec: Path) -> str:
 @click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE", help="Override a spec field; repeatable.")
 def validate(spec: Path, overrides: tuple[str, ...]) -> None:
     """Check SPEC and its data without running a trial or touching the storage."""
-    from tuner import space as space_mod
-    from tuner.objectives import build_context, make_objective
+    # Start-up time: scikit-learn comes with these.
+    from tuner.objective import make_objective
+    from tuner.search import describe
+    from tuner.setup import build
     from tuner.spec import load_spec
-    from tuner.splits import resolve_scheme
 
     loaded = load_spec(spec, overrides=overrides)
-    ctx = build_context(loaded)
+    ctx = build(loaded)
     make_objective(ctx)  # imports a custom `objective:` so a bad path fails here, not at the first trial
     console = out()
     data = ctx.dataset
@@ -143,12 +142,12 @@ def validate(spec: Path, overrides: tuple[str, ...]) -> None:
     console.print(
         f"Data: {len(data.y)} rows × {data.X.shape[1]} features, {data.task}"
         + (f", {data.n_classes} classes" if data.n_classes else "")
-        + f"; CV: {resolve_scheme(loaded.cv, data)} with {len(ctx.splits)} folds.",
+        + f"; CV: {ctx.cv.scheme} with {ctx.cv.n_splits} folds.",
         highlight=False,
     )
     console.print("Search space:")
     for name, param in ctx.space.items():
-        console.print(f"  {name}: {space_mod.describe(param)}", highlight=False)
+        console.print(f"  {name}: {describe(param)}", highlight=False)
 
 
 COMMANDS = [run, validate]

@@ -7,10 +7,14 @@ import sys
 from pathlib import Path
 
 import click
+import optuna
 from rich.table import Table
 
-from tuner.cli.common import STORAGE_ENV, out, storage_file_option, storage_url, storage_value, study_ref
-from tuner.storage import DEFAULT_HEARTBEAT, Heartbeat, redact
+from tuner.cli.common import STORAGE_ENV, locate, out, storage_file_option, storage_value
+from tuner.engine import diagnose_storage
+from tuner.engine import repair as repair_trials
+from tuner.spec import load_spec
+from tuner.store import DEFAULT_HEARTBEAT, Heartbeat, redact, resolve_url, storage_url
 
 _heartbeat_option = click.option(
     "--heartbeat",
@@ -64,19 +68,13 @@ def worker(
     MySQL or Redis); they share `budget.n_trials` and never run a trial twice. Keep passwords out of
     the command line with $TUNER_STORAGE or --storage-file.
     """
-    import optuna
-
-    from tuner.parallel import WorkerJob, run_worker
-    from tuner.runner import budget_used, count_done
-    from tuner.spec import load_spec
-    from tuner.storage import open_storage, resolve_url
+    from tuner.engine import WorkerJob, run_worker  # start-up time: scikit-learn comes with it
 
     logging.basicConfig(format="tuner worker: %(message)s", level=logging.WARNING, stream=sys.stderr)
     heartbeat = _heartbeat(interval, grace)
     value = storage_value(storage, storage_file)
-    extra = [f"budget.timeout={timeout}"] if timeout is not None else []
-    loaded = load_spec(
-        spec, overrides=[*overrides, *extra], name=study_name, storage=storage_url(value) if value else None
+    loaded = load_spec(spec, overrides=overrides).replace(
+        name=study_name, storage=storage_url(value) if value else None, timeout=timeout
     )
     url = resolve_url(loaded.storage, base_dir=loaded.base_dir)
     job = WorkerJob(
@@ -88,16 +86,14 @@ def worker(
         log_level=optuna.logging.get_verbosity(),
     )
     try:
-        ran = run_worker(job)
+        summary = run_worker(job)
     except KeyboardInterrupt:
         click.echo("Interrupted: the running trial was marked as interrupted; other workers go on.", err=True)
         sys.exit(130)
-    study = optuna.load_study(study_name=loaded.name, storage=open_storage(url))
-    done = count_done(study)
-    running = budget_used(study) - done
+    running = summary.running
     click.echo(
-        f"Worker done: ran {ran} trial(s); study {loaded.name} ({redact(url)}) has {done} of "
-        f"{loaded.budget.n_trials} trials done" + (f", {running} still running elsewhere." if running else ".")
+        f"Worker done: ran {summary.ran} trial(s); study {loaded.name} ({redact(url)}) has {summary.done} of "
+        f"{summary.n_trials} trials done" + (f", {running} still running elsewhere." if running else ".")
     )
 
 
@@ -121,11 +117,9 @@ def doctor(
     A RUNNING trial is a zombie when its worker process on this machine is gone or its heartbeat is
     older than --grace seconds. Exit code 1 while zombies or failed checks remain.
     """
-    from tuner.doctor import diagnose
-    from tuner.doctor import repair as repair_trials
-
-    name, url = study_ref(study, storage_value(storage, storage_file))
-    found = diagnose(name, url, heartbeat=Heartbeat(interval=1, grace=grace), older_than=older_than)
+    ref = locate(study, storage, storage_file)
+    name, url = ref.name, ref.url
+    found = diagnose_storage(name, url, heartbeat=Heartbeat(interval=1, grace=grace), older_than=older_than)
     console = out()
     console.print(f"Storage {redact(url)}", highlight=False)
     for check in found.checks:
@@ -143,7 +137,7 @@ def doctor(
         console.print(table)
     zombies = found.zombies
     if zombies and repair:
-        fixed = repair_trials(found.study, zombies)
+        fixed = repair_trials(found.stored, zombies)
         console.print(
             f"Repaired {len(fixed)} zombie trial(s) ({', '.join(f'#{n}' for n in fixed) or 'none'}): marked FAIL "
             "and queued once more with the same parameters; the next `tuner run` or `tuner worker` runs them.",

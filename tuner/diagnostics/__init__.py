@@ -1,31 +1,31 @@
 """Training-data diagnostics: overfitting, underfitting, insufficient data, biased data.
 
-- :mod:`~tuner.diagnostics.trial`: per-trial train/validation scores, gap, per-group scores, flags.
-- :mod:`~tuner.diagnostics.learning_curve`: scores at growing training sizes and a verdict.
-- :mod:`~tuner.diagnostics.data_summary`: class and group counts, under-represented ones, thin folds.
-- :mod:`~tuner.diagnostics.study`: :func:`diagnose`, all of the above for a stored study.
+- :mod:`~tuner.diagnostics._trial`: per-trial train/validation scores, gap, per-group scores, flags.
+- :mod:`~tuner.diagnostics._curve`: scores at growing training sizes and a verdict.
+- :mod:`~tuner.diagnostics._summary`: class and group counts, under-represented ones, thin folds.
+- :mod:`~tuner.diagnostics._study`: :func:`diagnose`, all of the above for a stored study.
 """
 
 from __future__ import annotations
 
-from tuner.diagnostics.data_summary import DataSummary, summarize
-from tuner.diagnostics.learning_curve import DEFAULT_SIZES, CurvePoint, LearningCurve, learning_curve
-from tuner.diagnostics.study import StudyDiagnosis, diagnose
-from tuner.diagnostics.trial import FoldLog, FoldScores, baseline_score, flags, record, score_fold
+from tuner.diagnostics._curve import DEFAULT_SIZES, CurvePoint, LearningCurve, check_sizes, judge, learning_curve
+from tuner.diagnostics._study import StudyDiagnosis, best_configuration, curve_attr, diagnose
+from tuner.diagnostics._summary import DataSummary, summarize
+from tuner.diagnostics._trial import flags, record
 
 __all__ = [
     "DEFAULT_SIZES",
     "CurvePoint",
     "DataSummary",
-    "FoldLog",
-    "FoldScores",
     "LearningCurve",
     "StudyDiagnosis",
-    "baseline_score",
+    "best_configuration",
+    "check_sizes",
+    "curve_attr",
     "diagnose",
     "flags",
+    "judge",
     "learning_curve",
     "record",
-    "score_fold",
     "summarize",
 ]

@@ -1,20 +1,37 @@
-"""The model catalog. ``tuner models`` lists it; ``register_model`` extends it."""
+"""The model catalog. ``tuner models`` lists it; ``register_model`` extends it.
+
+One module per family (``_linear``, ``_trees``, ``_boosting``, ``_neighbors``, ``_svm``) lists its
+entries; :mod:`tuner.models._registry` holds them.
+"""
 
 from __future__ import annotations
 
-from tuner.models import boosting, linear, neighbors, svm, trees
-from tuner.models.registry import (
+from tuner.models import _boosting, _linear, _neighbors, _svm, _trees
+from tuner.models._registry import (
+    IterationHook,
     ModelEntry,
     add_entry,
     all_entries,
+    cat,
+    flt,
     get_model,
-    import_object,
+    integer,
     model_names,
     register_model,
 )
 
-for _module in (linear, trees, boosting, neighbors, svm):
+for _module in (_linear, _trees, _boosting, _neighbors, _svm):
     for _entry in _module.ENTRIES:
         add_entry(_entry)
 
-__all__ = ["ModelEntry", "all_entries", "get_model", "import_object", "model_names", "register_model"]
+__all__ = [
+    "IterationHook",
+    "ModelEntry",
+    "all_entries",
+    "cat",
+    "flt",
+    "get_model",
+    "integer",
+    "model_names",
+    "register_model",
+]

@@ -1,0 +1,135 @@
+"""The one module that touches Optuna's private names.
+
+Everything else in ``tuner`` uses Optuna's public API (studies, storages, samplers, pruners,
+``get_trials``, ``tell``, ``RetryHeartbeatStaleTrialCallback``). Where it must go further, it
+comes here:
+
+- a live trial's storage id (``Trial._trial_id``), to beat for it and finish it from outside;
+- the sampler's read of the study for the current trial (``Study._get_trials(use_cache=True)``),
+  which the pruner reuses instead of reading the storage at every fold;
+- the "inside an optimize loop" state (``Study._thread_local``, ``Study._stop_flag``): ``tuner``
+  runs its own loop, and samplers such as the grid end a search with ``study.stop()``;
+- the RUNNING trials whose RDB heartbeat is stale (``RDBStorage._get_stale_trial_ids``), and the
+  heartbeat table itself (``trial_heartbeats``) for ``tuner doctor``;
+- several trial user attributes in one RDB transaction (``optuna.storages._rdb``), and the
+  storage behind a study a user hands in (``Study._storage``, ``_CachedStorage._backend``).
+
+``PRIVATE_NAMES`` lists all of them; ``tests/test_optuna_boundary.py`` checks that each still
+exists, so an Optuna upgrade that moves one fails CI instead of a user's run. import-linter
+forbids every other module to import ``optuna.*._*`` modules.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial
+
+# (where, name) of every private name used below; the boundary test checks each one.
+PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
+    ("optuna.Trial", "_trial_id"),
+    ("optuna.Trial", "_cached_frozen_trial"),
+    ("optuna.trial.FrozenTrial", "_trial_id"),
+    ("optuna.Study", "_storage"),
+    ("optuna.Study", "_get_trials"),
+    ("optuna.Study", "_thread_local"),
+    ("optuna.Study", "_stop_flag"),
+    ("optuna.storages._CachedStorage", "_backend"),
+    ("optuna.storages.RDBStorage", "_get_stale_trial_ids"),
+    ("optuna.storages.RDBStorage", "_set_trial_attr_without_commit"),
+    ("optuna.storages._rdb.storage", "_create_scoped_session"),
+    ("optuna.storages._rdb.models", "TrialUserAttributeModel"),
+    ("RDB schema", "trial_heartbeats(trial_id, heartbeat)"),
+)
+
+
+def trial_id(trial: optuna.Trial | FrozenTrial) -> int:
+    """The storage's id of a trial (its ``number`` counts within the study only)."""
+    return int(trial._trial_id)
+
+
+def storage_of(study: optuna.Study) -> optuna.storages.BaseStorage:
+    """The storage a study reads from, unwrapped from Optuna's cache (for studies users hand in)."""
+    storage = study._storage
+    return getattr(storage, "_backend", storage)
+
+
+def cached_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """The study's trials as the sampler read them when the running trial was asked for.
+
+    Optuna keeps that read per thread and drops it at the next ask and tell; without one (a
+    sampler that read nothing), this reads the storage once and keeps the result the same way.
+    """
+    return study._get_trials(deepcopy=False, use_cache=True)
+
+
+@contextlib.contextmanager
+def optimize_loop(study: optuna.Study, *, exhausted: bool = False) -> Iterator[None]:
+    """Mark the calling thread as inside an optimize loop, as ``Study.optimize`` does.
+
+    Samplers end a search by calling ``study.stop()`` (the grid sampler, once every point is
+    tried), which Optuna allows only inside its optimize loop; ``tuner``'s loop is one and obeys
+    :func:`stop_requested`. ``exhausted`` starts the loop stopped (a grid done by an earlier run).
+    """
+    study._thread_local.in_optimize_loop = True
+    study._stop_flag = exhausted
+    try:
+        yield
+    finally:
+        study._thread_local.in_optimize_loop = False
+
+
+def stop_requested(study: optuna.Study) -> bool:
+    """Whether the sampler called ``study.stop()`` (or the loop started exhausted)."""
+    return bool(study._stop_flag)
+
+
+def stale_trial_ids(storage: optuna.storages.BaseStorage, study_id: int) -> set[int]:
+    """RUNNING trials whose RDB heartbeat is older than the storage's grace period."""
+    return set(storage._get_stale_trial_ids(study_id))  # type: ignore[attr-defined]
+
+
+def heartbeat_table(storage: optuna.storages.BaseStorage) -> tuple[datetime | None, dict[int, datetime]]:
+    """The database server's clock and each trial's last heartbeat, read from Optuna's RDB table."""
+    import sqlalchemy  # RDB storages only; Optuna imports it lazily too
+
+    engine = storage.engine  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        now = conn.execute(sqlalchemy.select(sqlalchemy.func.now())).scalar()
+        rows = conn.execute(sqlalchemy.text("SELECT trial_id, heartbeat FROM trial_heartbeats")).all()
+    return _as_datetime(now), {int(trial): _as_datetime(beat) for trial, beat in rows if beat is not None}
+
+
+def _as_datetime(value: Any) -> Any:
+    if value is None:
+        return None
+    parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return parsed.replace(tzinfo=None)
+
+
+def set_user_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
+    """Store several user attributes of a running trial, in one transaction on RDB storages.
+
+    Optuna commits each ``set_user_attr`` on its own; on the default SQLite storage the ten or so
+    attributes of a trial's diagnostics then cost more CPU than fitting a small model. One
+    transaction writes the same rows, all of them or (on any error) none. Other storages get one
+    ``set_user_attr`` per key. Raises what ``set_user_attr`` raises, e.g.
+    ``UpdateFinishedTrialError`` when a peer has finished the trial.
+    """
+    backend = getattr(trial.storage, "_backend", trial.storage)
+    if not isinstance(backend, optuna.storages.RDBStorage):
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        return
+    from optuna.storages._rdb.models import TrialUserAttributeModel  # RDB storages only
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    with _create_scoped_session(backend.scoped_session) as session:
+        for key, value in attrs.items():
+            backend._set_trial_attr_without_commit(session, TrialUserAttributeModel, trial._trial_id, key, value)
+    # What Trial.set_user_attr keeps in step, so trial.user_attrs shows them in this process too.
+    trial._cached_frozen_trial.user_attrs.update(attrs)

@@ -1,0 +1,46 @@
+"""Cross-validation: the CV plan (scheme, holdout, ordered folds), the one fit-and-score loop,
+training-fold augmentation, early stopping, and the fold-score records."""
+
+from __future__ import annotations
+
+from tuner.cv._augment import BALANCERS, FitData, apply, fit_kwargs, is_step_param, model_params, plan_for
+from tuner.cv._augment import Plan as AugmentPlan
+from tuner.cv._augment import check as check_augment
+from tuner.cv._early_stopping import (
+    MIN_ROWS,
+    StoppingPlan,
+    fit_with_stopping,
+    native_rows,
+    stopping_plan,
+    stopping_split,
+)
+from tuner.cv._fit import FoldResult, fit_and_score
+from tuner.cv._plan import CVPlan, Split, make_plan, order_folds, resolve_scheme
+from tuner.cv._records import FoldLog, FoldScores
+
+__all__ = [
+    "BALANCERS",
+    "MIN_ROWS",
+    "AugmentPlan",
+    "CVPlan",
+    "FitData",
+    "FoldLog",
+    "FoldResult",
+    "FoldScores",
+    "Split",
+    "StoppingPlan",
+    "apply",
+    "check_augment",
+    "fit_and_score",
+    "fit_kwargs",
+    "fit_with_stopping",
+    "is_step_param",
+    "make_plan",
+    "model_params",
+    "native_rows",
+    "order_folds",
+    "plan_for",
+    "resolve_scheme",
+    "stopping_plan",
+    "stopping_split",
+]

@@ -1,0 +1,169 @@
+"""The one fit loop: fit an estimator on one fold's training rows and score it.
+
+The CV objective, multi-fidelity screening, the learning curve and the refit all call
+:func:`fit_and_score`, as every part of scikit-learn's ``model_selection`` calls its
+``_fit_and_score``. It is where the training-rows-only rules hold: resampling and augmentation
+touch the rows the model is fitted on, never the validation rows; train scores use the original
+training rows; early stopping holds out a split of the training rows, never the validation fold.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tuner.cv._augment import Plan, apply, fit_kwargs
+from tuner.cv._early_stopping import MIN_ROWS, StoppingPlan, fit_with_stopping, stopping_split
+from tuner.cv._records import FoldScores
+from tuner.metrics import Metric
+
+_NO_AUGMENT = Plan()
+# Warning texts are cut to this length: a model can put a whole array into one.
+_WARNING_CHARS = 300
+
+
+def _unchanged(X: Any) -> Any:
+    return X
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    """What one fit measured. Scores are None when not asked for (no validation rows, say)."""
+
+    estimator: Any
+    fit_seconds: float
+    val: float | None = None
+    train: float | None = None
+    # group label → (validation score or None when undefined on that fold, validation rows)
+    groups: dict[str, tuple[float | None, int]] = field(default_factory=dict)
+    best_iteration: int | None = None
+    warnings: tuple[str, ...] = ()
+
+    def scores(self) -> FoldScores:
+        """The fold's record for the trial's :class:`~tuner.cv.FoldLog` (needs both scores)."""
+        assert self.val is not None and self.train is not None
+        return FoldScores(val=self.val, train=self.train, fit_seconds=self.fit_seconds, groups=self.groups)
+
+
+def fit_and_score(
+    estimator: Any,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    train: np.ndarray | None,
+    val: np.ndarray | None = None,
+    *,
+    seed: int,
+    metric: Metric | None = None,
+    augment: Plan = _NO_AUGMENT,
+    stopping: StoppingPlan | None = None,
+    groups: np.ndarray | None = None,
+    val_groups: np.ndarray | None = None,
+    score_train: bool = True,
+    rows: Callable[[Any], Any] = _unchanged,
+) -> FoldResult:
+    """Fit ``estimator`` (in place) on the rows ``train`` of ``X, y`` and score it on the rows ``val``.
+
+    Args:
+        estimator: An unfitted estimator; callers pass a clone when they keep the original.
+        X: Every row's features.
+        y: Every row's target.
+        train: Positions of the rows to fit on (None: all rows).
+        val: Positions of the rows to score on (None: no validation score).
+        seed: Seed of the resampling, augmentation and early-stopping split.
+        metric: The scorer (None: fit only).
+        augment: Resampling and augmentation of the training rows.
+        stopping: Early stopping on a split of the training rows (None: fit to the cap).
+        groups: Group labels of every row; the stopping split keeps whole groups on one side.
+        val_groups: Labels of the validation rows whose groups get scores of their own.
+        score_train: Also score the original training rows (the train − validation gap).
+        rows: Turns fold rows into the form the model takes fastest (see ``native_rows``).
+
+    Returns:
+        A :class:`FoldResult`. Warnings raised while fitting and scoring are collected in it, not
+        shown (they would scroll a progress display away); callers keep or drop them.
+    """
+    X_train = rows(X if train is None else X.iloc[train])
+    y_train = y if train is None else y[train]
+    best_iteration = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        started = time.perf_counter()
+        if stopping is None or len(y_train) < MIN_ROWS:
+            data = apply(augment, X_train, y_train, seed=seed)
+            estimator.fit(data.X, data.y, **fit_kwargs(estimator, data.sample_weight))
+        else:
+            fit_rows, stop_rows = stopping_split(
+                y_train,
+                stopping.fraction,
+                seed=seed,
+                stratify=stopping.stratify,
+                groups=None if groups is None else (groups if train is None else groups[train]),
+                ordered=stopping.ordered,
+            )
+            best_iteration = fit_with_stopping(
+                estimator,
+                stopping.hook,
+                augment,
+                _take(X_train, fit_rows),
+                y_train[fit_rows],
+                _take(X_train, stop_rows),
+                y_train[stop_rows],
+                rounds=stopping.rounds,
+                min_delta=stopping.min_delta,
+                seed=seed,
+            )
+        seconds = time.perf_counter() - started
+        val_score = train_score = None
+        group_scores: dict[str, tuple[float | None, int]] = {}
+        if metric is not None and val is not None:
+            X_val, y_val = rows(X.iloc[val]), y[val]
+            if val_groups is not None:
+                group_scores = _group_scores(metric, estimator, X_val, y_val, val_groups)
+            val_score = metric.score(estimator, X_val, y_val)
+        if metric is not None and score_train:
+            train_score = metric.score(estimator, X_train, y_train)
+    messages = dict.fromkeys(f"{w.category.__name__}: {w.message}"[:_WARNING_CHARS] for w in caught)
+    return FoldResult(
+        estimator=estimator,
+        fit_seconds=seconds,
+        val=val_score,
+        train=train_score,
+        groups=group_scores,
+        best_iteration=best_iteration,
+        warnings=tuple(messages),
+    )
+
+
+def _take(X: Any, rows: np.ndarray) -> Any:
+    return X.iloc[rows] if hasattr(X, "iloc") else X[rows]
+
+
+def _group_scores(
+    metric: Metric, model: Any, X_val: Any, y_val: np.ndarray, val_groups: np.ndarray
+) -> dict[str, tuple[float | None, int]]:
+    names = np.asarray(val_groups).astype(str)
+    out: dict[str, tuple[float | None, int]] = {}
+    for name in np.unique(names):
+        mask = names == name
+        out[str(name)] = (
+            _score_or_none(metric, model, _take(X_val, np.flatnonzero(mask)), y_val[mask]),
+            int(mask.sum()),
+        )
+    return out
+
+
+def _score_or_none(metric: Metric, model: Any, X: Any, y: np.ndarray) -> float | None:
+    # Some metrics are undefined on a group's rows of one fold (ROC AUC with one class present);
+    # that fold then does not count for the group.
+    try:
+        value = metric.score(model, X, y)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None

@@ -1,0 +1,215 @@
+"""``run_study``: create or resume a study and run the rest of its budget, here or on workers.
+
+The CLI's ``tuner run`` and Python callers share this one code path; the CLI adds only parsing
+and printing. One process runs the trial loop itself; ``n_jobs > 1`` adds local worker processes
+(:mod:`tuner.engine._processes`) and ``dask`` runs the workers as Dask tasks
+(:mod:`tuner.engine._dask`). Every worker runs the same loop (:func:`tuner.engine._loop.run_trials`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+from rich.console import Console
+
+from tuner.engine._budget import Budget
+from tuner.engine._dask import run_on_dask
+from tuner.engine._liveness import reap
+from tuner.engine._loop import FailureGuard, LoopResult, run_trials
+from tuner.engine._processes import prestart, run_processes
+from tuner.engine._progress import StudyProgress
+from tuner.engine._study import open_study
+from tuner.engine._supervise import Watcher
+from tuner.engine._worker import WorkerJob, too_many_failures
+from tuner.errors import TunerError
+from tuner.models import get_model
+from tuner.objective import make_objective
+from tuner.search import build_sampler, enqueue
+from tuner.seeds import seed_for
+from tuner.setup import StudyContext, build
+from tuner.spec import StudySpec, load_spec
+from tuner.store import DEFAULT_HEARTBEAT, Heartbeat, counts, is_server, resolve_url
+
+
+class StudyInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the run; completed trials are stored and ``result`` describes them."""
+
+    def __init__(self, result: StudyResult) -> None:
+        super().__init__("study interrupted")
+        self.result = result
+
+
+@dataclass
+class StudyResult:
+    """What a run leaves behind. ``study`` is the live Optuna study on the storage."""
+
+    study: optuna.Study
+    spec: StudySpec
+    storage_url: str
+    context: StudyContext | None = None
+    ran: int = 0
+    # The sampler had no more configurations to propose (a grid tried in full).
+    exhausted: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def best_trial(self) -> optuna.trial.FrozenTrial | None:
+        try:
+            return self.study.best_trial
+        except (ValueError, RuntimeError):  # no feasible complete trial; several objectives
+            return None
+
+    @property
+    def best_value(self) -> float | None:
+        trial = self.best_trial
+        return None if trial is None else trial.value
+
+    @property
+    def best_params(self) -> dict[str, Any]:
+        trial = self.best_trial
+        return {} if trial is None else dict(trial.params)
+
+    @property
+    def trials(self) -> pd.DataFrame:
+        """Every trial as a DataFrame (Optuna's ``trials_dataframe``)."""
+        return self.study.trials_dataframe()
+
+    def counts(self) -> dict[str, int]:
+        return counts(self.study.get_trials(deepcopy=False))
+
+
+def run_study(
+    spec: str | Path | dict[str, Any] | StudySpec,
+    *,
+    data: pd.DataFrame | None = None,
+    objective: Callable[[optuna.Trial, StudyContext], float] | None = None,
+    n_trials: int | None = None,
+    timeout: float | None = None,
+    seed: int | None = None,
+    storage: str | None = None,
+    study_name: str | None = None,
+    overrides: Sequence[str] = (),
+    allow_space_change: bool = False,
+    max_failures: int | None = None,
+    n_jobs: int | None = None,
+    dask: str | None = None,
+    heartbeat: Heartbeat | None = DEFAULT_HEARTBEAT,
+    progress: bool = False,
+    console: Console | None = None,
+) -> StudyResult:
+    """Run (or resume) the study a spec describes and return its result.
+
+    Args:
+        spec: A YAML path, a dict, or a :class:`~tuner.spec.StudySpec`.
+        data: A DataFrame to use instead of ``data.source``.
+        objective: ``fn(trial, context) -> float`` replacing the built-in CV objective.
+        n_trials: Overrides ``budget.n_trials`` (the study's total across reruns).
+        timeout: Overrides ``budget.timeout`` (seconds for this run).
+        seed: Overrides ``seed``.
+        storage: Overrides ``storage`` (an Optuna URL or a path).
+        study_name: Overrides ``name``.
+        overrides: ``"key.path=value"`` strings applied to the spec.
+        allow_space_change: Resume even if the stored search space differs.
+        max_failures: Stop after this many failed trials in a row (overrides ``budget.max_failures``).
+        n_jobs: Worker processes on this machine (overrides ``budget.n_jobs``); each runs its
+            models single-threaded. More than 1 needs an objective that can be pickled.
+        dask: ``"local"`` for a LocalCluster, or a scheduler address: run the workers as Dask
+            tasks (``n_jobs`` of them; default: one per worker thread of the cluster).
+        heartbeat: How workers prove they are alive, so a dead worker's trial is retried.
+        progress: Show progress on stderr.
+        console: Where progress goes (default: stderr).
+
+    Returns:
+        A :class:`StudyResult` with the study, best params/value and the trials.
+
+    Raises:
+        TunerError: for invalid specs, data or storages (nothing is written then).
+        StudyInterrupted: on Ctrl-C, after marking the running trial; ``.result`` holds the state.
+
+    Example:
+        >>> result = run_study("studies/quickstart.yaml", n_trials=10)
+        >>> result.best_value, result.best_params
+    """
+    spec = load_spec(spec, overrides=overrides).replace(
+        name=study_name, seed=seed, storage=storage, n_trials=n_trials, timeout=timeout
+    )
+    jobs = n_jobs or spec.budget.n_jobs
+    if dask is None and jobs > 1:
+        prestart(_model_library(spec))
+    context = build(spec, data=data)
+    fn = make_objective(context, objective)
+    url = resolve_url(spec.storage, base_dir=spec.base_dir)
+    stored = open_study(spec, context, url, allow_space_change=allow_space_change, heartbeat=heartbeat)
+    study = stored.study
+    result = StudyResult(study=study, spec=spec, storage_url=url, context=context)
+    # Trials left RUNNING by a crashed run would hold budget forever; repair them before counting.
+    reap(stored, heartbeat=heartbeat)
+    # A new study tries known-good and earlier best configurations first.
+    enqueue(study, stored.storage, spec, context.space, context.model, stops_early=context.stopping is not None)
+    budget = Budget(spec.budget.n_trials)
+    done = budget.done(study)
+    if budget.n_trials - done <= 0:
+        return result
+    limit = max_failures if max_failures is not None else spec.budget.max_failures
+    guard = FailureGuard(limit)
+    with StudyProgress(
+        total=budget.n_trials, done=done, timeout=spec.budget.timeout, console=console, enabled=progress
+    ) as bar:
+        try:
+            if dask is not None or jobs > 1:
+                job = WorkerJob(
+                    spec=spec,
+                    url=url,
+                    data=data,
+                    objective=objective,
+                    max_failures=limit,
+                    heartbeat=heartbeat,
+                    allow_space_change=allow_space_change,
+                    log_level=optuna.logging.get_verbosity(),
+                )
+                watcher = Watcher(study, [bar, guard])
+                if dask is not None:
+                    # Without a count, Dask runs one worker per thread of the cluster.
+                    workers = None if n_jobs is None and spec.budget.n_jobs == 1 else jobs
+                    run_on_dask(stored, job, workers, dask, watcher, guard)
+                else:
+                    n = max(1, min(jobs, budget.remaining(study)))
+                    result.exhausted = run_processes(stored, job, n, watcher, guard, fn, preload=_model_library(spec))
+            else:
+                # Seeding by the number of trials already run keeps a fresh run reproducible and
+                # keeps a resumed run from proposing the first run's configurations again.
+                # One process, but other machines may run `tuner worker` on a server storage meanwhile.
+                study.sampler = build_sampler(
+                    spec.sampler, seed_for(spec.seed, "sampler", done), label=spec.label, shared=is_server(url)
+                )
+                outcome: LoopResult = run_trials(
+                    stored,
+                    fn,
+                    budget=budget,
+                    timeout=spec.budget.timeout,
+                    guard=guard,
+                    callbacks=[bar],
+                    heartbeat=heartbeat,
+                )
+                result.exhausted = outcome.exhausted
+        except KeyboardInterrupt:
+            result.ran = bar.finished_here
+            raise StudyInterrupted(result) from None
+    result.ran = bar.finished_here
+    if guard.tripped:
+        raise too_many_failures(spec, guard)
+    return result
+
+
+def _model_library(spec: StudySpec) -> list[str]:
+    """The model's own library (xgboost, lightgbm), which takes a second to import: the fork server preloads it."""
+    try:
+        requires = get_model(spec.model, label=spec.label, base_dir=spec.base_dir).requires
+    except TunerError:
+        return []  # build() reports a bad model name; the fork server need not know it
+    return [requires] if requires else []

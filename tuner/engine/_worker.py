@@ -1,0 +1,138 @@
+"""One worker: join a study and run the trial loop until its budget is reached.
+
+``tuner worker``, each local worker process and each Dask task is one of these, on its own
+connection to the study's storage; the storage is all that workers share.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from threadpoolctl import threadpool_limits
+
+from tuner.engine._budget import Budget
+from tuner.engine._loop import FailureGuard, LoopResult, run_trials
+from tuner.engine._study import open_study
+from tuner.errors import TooManyFailures, TunerError
+from tuner.objective import make_objective
+from tuner.search import build_sampler
+from tuner.seeds import seed_for
+from tuner.setup import build
+from tuner.spec import StudySpec
+from tuner.store import DEFAULT_HEARTBEAT, Heartbeat, StoredStudy
+
+Gate = Callable[[], AbstractContextManager[Any]]
+# Exit code of a worker process stopped by its failure guard; the parent reports that itself.
+EXIT_TOO_MANY_FAILURES = 3
+EXIT_INTERRUPTED = 130
+
+
+@dataclass(frozen=True)
+class WorkerJob:
+    """Everything a worker needs to join a study; pickled to worker processes and Dask tasks."""
+
+    spec: StudySpec
+    url: str
+    data: Any = None
+    objective: Callable[..., Any] | None = None
+    max_failures: int = 10
+    heartbeat: Heartbeat | None = DEFAULT_HEARTBEAT
+    allow_space_change: bool = False
+    log_level: int = logging.ERROR
+
+
+@dataclass(frozen=True)
+class WorkerSummary:
+    """What ``tuner worker`` reports when it stops: its trials, and the study's."""
+
+    ran: int
+    done: int
+    running: int
+    n_trials: int
+
+
+def run_worker(
+    job: WorkerJob,
+    *,
+    index: int | str | None = None,
+    gate: Gate | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> WorkerSummary:
+    """Join the study in ``job`` and run trials until its global budget is reached.
+
+    This is ``tuner worker``: start it on any machine that reaches the storage. It creates the
+    study if it does not exist yet, repairs zombie trials, and seeds its sampler from the study
+    seed, the trials already done and ``index`` (default: host and PID), so workers differ.
+
+    Raises:
+        TooManyFailures: after ``job.max_failures`` failed trials in a row (in this worker).
+        TunerError: for an invalid spec, data or storage.
+    """
+    spec = job.spec
+    context = build(spec, data=job.data)
+    objective = make_objective(context, job.objective)
+    stored = open_study(spec, context, job.url, allow_space_change=job.allow_space_change, heartbeat=job.heartbeat)
+    label = index if index is not None else f"{socket.gethostname()}:{os.getpid()}"
+    outcome, guard = work(stored, objective, job, label, gate, should_stop)
+    if guard.tripped:
+        raise too_many_failures(spec, guard)
+    budget = Budget(spec.budget.n_trials)
+    done = budget.done(stored.study)
+    return WorkerSummary(outcome.ran, done, budget.used(stored.study) - done, spec.budget.n_trials)
+
+
+def work(
+    stored: StoredStudy,
+    objective: Callable[[optuna.Trial], Any],
+    job: WorkerJob,
+    label: int | str,
+    gate: Gate | None,
+    should_stop: Callable[[], bool] | None,
+) -> tuple[LoopResult, FailureGuard]:
+    """One worker's trial loop on an open study: its own sampler seed and its own failure streak."""
+    spec = job.spec
+    budget = Budget(spec.budget.n_trials)
+    stored.study.sampler = build_sampler(
+        spec.sampler, seed_for(spec.seed, "sampler", budget.done(stored.study), label), label=spec.label, shared=True
+    )
+    guard = FailureGuard(job.max_failures)
+    outcome = run_trials(
+        stored,
+        objective,
+        budget=budget,
+        timeout=spec.budget.timeout,
+        guard=guard,
+        heartbeat=job.heartbeat,
+        gate=gate,
+        should_stop=should_stop,
+    )
+    return outcome, guard
+
+
+def too_many_failures(spec: StudySpec, guard: FailureGuard) -> TooManyFailures:
+    return TooManyFailures(
+        f"{spec.label}: {guard.limit} trials in a row failed, so the study stopped. The first error was: "
+        f"{guard.first_error}. Completed trials are kept; fix the cause and rerun to finish the budget."
+    )
+
+
+def run_single_threaded(job: WorkerJob, index: int | str, gate: Gate | None, should_stop: Callable[[], bool]) -> int:
+    """Run a worker with one-thread BLAS/OpenMP pools; return its exit code (0, or why it stopped)."""
+    optuna.logging.set_verbosity(job.log_level)
+    try:
+        with threadpool_limits(limits=1):
+            run_worker(job, index=index, gate=gate, should_stop=should_stop)
+    except TooManyFailures:
+        return EXIT_TOO_MANY_FAILURES
+    except TunerError as exc:
+        print(f"Error (worker {index}): {exc}", file=sys.stderr, flush=True)
+        return exc.exit_code
+    return 0

@@ -1,0 +1,175 @@
+"""Gradient boosting: scikit-learn's histogram GBM, XGBoost, and LightGBM when installed.
+
+Ranges follow the libraries' tuning guides (XGBoost "Notes on Parameter Tuning", LightGBM
+"Parameters Tuning", scikit-learn's HistGradientBoosting user guide). Against overfitting: lower
+``learning_rate`` / depth / leaves, raise ``min_child_weight`` / ``min_samples_leaf``, raise the L1/L2
+terms, and subsample rows and columns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tuner.models._registry import IterationHook, ModelEntry, flt, integer
+
+
+def _hgb(kind: str) -> Any:
+    def build(**params: Any) -> Any:
+        from sklearn import ensemble  # start-up time: a study imports only its own model family
+
+        return getattr(ensemble, f"HistGradientBoosting{kind}")(**params)
+
+    return build
+
+
+def _xgb(kind: str) -> Any:
+    def build(**params: Any) -> Any:
+        import xgboost  # heavy: a second to import, only for this model
+
+        # hist is XGBoost's fastest CPU method; verbosity 0 keeps trial logs clean; one thread
+        # because parallelism comes from worker processes (XGBoost would take every core).
+        return getattr(xgboost, f"XGB{kind}")(**{"tree_method": "hist", "verbosity": 0, "n_jobs": 1, **params})
+
+    return build
+
+
+def _lgbm(kind: str) -> Any:
+    def build(**params: Any) -> Any:
+        import lightgbm  # optional extra: tuner[lightgbm]
+
+        return getattr(lightgbm, f"LGBM{kind}")(**{"verbosity": -1, "subsample_freq": 1, "n_jobs": 1, **params})
+
+    return build
+
+
+_HGB_SPACE = {
+    "learning_rate": flt(0.01, 0.3, log=True),
+    "max_iter": integer(50, 500, log=True),
+    "max_leaf_nodes": integer(8, 128, log=True),
+    "min_samples_leaf": integer(5, 100, log=True),
+    "l2_regularization": flt(1e-6, 10.0, log=True),
+    "max_features": flt(0.5, 1.0),
+}
+_XGB_SPACE = {
+    "n_estimators": integer(50, 500, log=True),
+    "learning_rate": flt(0.01, 0.3, log=True),
+    "max_depth": integer(2, 10),
+    "min_child_weight": flt(0.5, 20.0, log=True),
+    "subsample": flt(0.5, 1.0),
+    "colsample_bytree": flt(0.5, 1.0),
+    "reg_lambda": flt(1e-3, 10.0, log=True),
+    "reg_alpha": flt(1e-3, 10.0, log=True),
+}
+# Known-good starts (tuner.warmstart), tried first by a new study: the library's own defaults, then
+# a moderately regularised, subsampled setting that rarely loses much on small tabular data. Both
+# use a fast learning rate, so with early stopping (iteration caps at the top of the range) the
+# first trials are cheap.
+_XGB_STARTS = (
+    {
+        "n_estimators": 500,
+        "learning_rate": 0.3,
+        "max_depth": 6,
+        "min_child_weight": 1.0,
+        "subsample": 1.0,
+        "colsample_bytree": 1.0,
+        "reg_lambda": 1.0,
+        "reg_alpha": 1e-3,
+    },
+    {
+        "n_estimators": 500,
+        "learning_rate": 0.1,
+        "max_depth": 4,
+        "min_child_weight": 1.0,
+        "subsample": 0.8,
+        "colsample_bytree": 0.8,
+        "reg_lambda": 1.0,
+        "reg_alpha": 1e-3,
+    },
+)
+_HGB_STARTS = (
+    {
+        "learning_rate": 0.1,
+        "max_iter": 500,
+        "max_leaf_nodes": 31,
+        "min_samples_leaf": 20,
+        "l2_regularization": 1e-6,
+        "max_features": 1.0,
+    },
+    {
+        "learning_rate": 0.1,
+        "max_iter": 500,
+        "max_leaf_nodes": 15,
+        "min_samples_leaf": 10,
+        "l2_regularization": 1.0,
+        "max_features": 0.8,
+    },
+)
+_LGBM_STARTS = (
+    {
+        "n_estimators": 500,
+        "learning_rate": 0.1,
+        "num_leaves": 31,
+        "min_child_samples": 20,
+        "subsample": 1.0,
+        "colsample_bytree": 1.0,
+        "reg_lambda": 1e-8,
+        "reg_alpha": 1e-8,
+    },
+    {
+        "n_estimators": 500,
+        "learning_rate": 0.1,
+        "num_leaves": 15,
+        "min_child_samples": 10,
+        "subsample": 0.8,
+        "colsample_bytree": 0.8,
+        "reg_lambda": 1.0,
+        "reg_alpha": 1e-8,
+    },
+)
+_LGBM_SPACE = {
+    "n_estimators": integer(50, 500, log=True),
+    "learning_rate": flt(0.01, 0.3, log=True),
+    "num_leaves": integer(8, 256, log=True),
+    "min_child_samples": integer(5, 100, log=True),
+    "subsample": flt(0.5, 1.0),
+    "colsample_bytree": flt(0.5, 1.0),
+    "reg_lambda": flt(1e-8, 10.0, log=True),
+    "reg_alpha": flt(1e-8, 10.0, log=True),
+}
+
+ENTRIES = [
+    ModelEntry(
+        name="hist_gradient_boosting",
+        description="scikit-learn histogram gradient boosting (handles NaN)",
+        classifier=_hgb("Classifier"),
+        regressor=_hgb("Regressor"),
+        classifier_space=_HGB_SPACE,
+        regressor_space=_HGB_SPACE,
+        handles_missing=True,
+        iterations=IterationHook("max_iter", "sklearn"),
+        starts=_HGB_STARTS,
+    ),
+    ModelEntry(
+        name="xgboost",
+        description="XGBoost gradient-boosted trees, hist method (handles NaN)",
+        classifier=_xgb("Classifier"),
+        regressor=_xgb("Regressor"),
+        classifier_space=_XGB_SPACE,
+        regressor_space=_XGB_SPACE,
+        handles_missing=True,
+        iterations=IterationHook("n_estimators", "xgboost"),
+        starts=_XGB_STARTS,
+    ),
+    ModelEntry(
+        name="lightgbm",
+        description="LightGBM gradient-boosted trees (pip install 'tuner[lightgbm]')",
+        classifier=_lgbm("Classifier"),
+        regressor=_lgbm("Regressor"),
+        classifier_space=_LGBM_SPACE,
+        regressor_space=_LGBM_SPACE,
+        handles_missing=True,
+        requires="lightgbm",
+        iterations=IterationHook("n_estimators", "lightgbm"),
+        starts=_LGBM_STARTS,
+    ),
+]

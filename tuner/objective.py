@@ -1,0 +1,209 @@
+"""Objectives: what one trial computes.
+
+The built-in :class:`CVObjective` suggests parameters and cross-validates them fold by fold with
+:func:`tuner.cv.fit_and_score`, reporting as the study's :class:`~tuner.setup.PruningPlan` says so
+the pruner can stop a bad trial early, and stores what it measured as trial user attributes (so
+the dashboard, ``show`` and ``export`` see it): validation and train scores, the gap, per-group
+scores and flags (:mod:`tuner.diagnostics`). It returns the spec's targets (:mod:`tuner.targets`).
+A custom objective is any ``fn(trial, context) -> float``; the :class:`~tuner.setup.StudyContext`
+gives it the data, folds and metric.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+import optuna
+from sklearn.base import clone
+from sklearn.model_selection import train_test_split
+
+from tuner import targets
+from tuner.cv import AugmentPlan, FoldLog, fit_and_score, native_rows, plan_for
+from tuner.diagnostics import record
+from tuner.search import FULL, check_grid
+from tuner.seeds import seed_for
+from tuner.setup import StudyContext
+from tuner.store import schema
+from tuner.usercode import import_object
+
+
+class Objective(Protocol):
+    """What Optuna optimizes: ``objective(trial) -> float`` (a tuple for several objectives)."""
+
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]: ...
+
+
+class CVObjective:
+    """Cross-validated targets of one parameter set, reported fold by fold for pruning."""
+
+    def __init__(self, context: StudyContext) -> None:
+        self.context = context
+
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
+        ctx = self.context
+        params = ctx.suggest(trial)
+        estimator = ctx.build_estimator(params)
+        augment = plan_for(ctx.spec, params)
+        if ctx.pruning.screens:
+            screen(trial, ctx, estimator, augment)  # cheap low-fidelity CV first; may prune
+        rows = native_rows(ctx.model.iterations, estimator, augment)
+        X, y = ctx.dataset.X, ctx.dataset.y
+        log = FoldLog()
+        messages: set[str] = set()
+        best_iterations: list[int] = []
+        n_folds = ctx.cv.n_splits
+        for index, (train, val) in enumerate(ctx.cv.splits):
+            # Resampling and augmentation touch the training rows only; scores use the originals.
+            fold = fit_and_score(
+                clone(estimator),
+                X,
+                y,
+                train,
+                val,
+                seed=seed_for(ctx.spec.seed, "augment", index),
+                metric=ctx.metric,
+                augment=augment,
+                stopping=ctx.stopping,
+                groups=ctx.dataset.groups,
+                val_groups=ctx.val_groups(index),
+                rows=rows,
+            )
+            log.add(fold.scores())
+            # Model warnings (convergence, ...) would scroll the progress display away; they are
+            # kept on the trial instead, where the dashboard and export show them.
+            messages.update(fold.warnings)
+            if fold.best_iteration is not None:
+                best_iterations.append(fold.best_iteration)
+            if self._should_prune(trial, log, index, n_folds):
+                self._finish(trial, log, messages, best_iterations)
+                raise optuna.TrialPruned(f"pruned after fold {index + 1} of {n_folds}")
+        return self._finish(trial, log, messages, best_iterations)
+
+    def _should_prune(self, trial: optuna.Trial, log: FoldLog, index: int, n_folds: int) -> bool:
+        plan = self.context.pruning
+        if not plan.by_fold:
+            return False  # screening levels were the steps, or several objectives (no pruning)
+        objective = self.context.spec.objective
+        value = targets.evaluate(objective.targets, log.last() if plan.per_fold_values else log)[0]
+        trial.report(value, index)
+        return index < n_folds - 1 and trial.should_prune()
+
+    def _finish(
+        self, trial: optuna.Trial, log: FoldLog, messages: set[str], best_iterations: list[int]
+    ) -> float | tuple[float, ...]:
+        spec = self.context.spec
+        if best_iterations:  # one storage write for every fold fitted so far
+            trial.set_user_attr(schema.BEST_ITERATIONS, list(best_iterations))
+        record(trial, log, baseline=self.context.baseline, messages=messages)
+        if spec.constraints.items():
+            trial.set_user_attr(schema.FEASIBLE, targets.set_constraints(trial, spec.constraints, log))
+        values = targets.evaluate(spec.objective.targets, log)
+        return values[0] if len(values) == 1 else tuple(values)
+
+
+def screen(trial: optuna.Trial, context: StudyContext, estimator: Any, augment: AugmentPlan) -> dict[int, float]:
+    """Multi-fidelity screening: cross-validate at each low fidelity level, reporting as it goes.
+
+    At each of the pruning plan's levels, a trial is cross-validated on that share of each training
+    fold's rows (``fidelity: rows``) or of its boosting model's iteration cap (``iterations``).
+    Validation rows are always the full folds, so scores at every level are comparable across
+    trials. The mean validation score is reported at step = the level.
+
+    Returns:
+        The mean validation score per level (also stored as the trial attribute ``fidelity_scores``).
+
+    Raises:
+        optuna.TrialPruned: when the pruner stops the trial at a level.
+    """
+    plan = context.pruning
+    scores: dict[int, float] = {}
+    for level in plan.levels:
+        scores[level] = _cross_validate(context, estimator, augment, level)
+        trial.report(scores[level], level)
+        if trial.should_prune():
+            trial.set_user_attr(schema.FIDELITY_SCORES, {str(k): v for k, v in scores.items()})
+            raise optuna.TrialPruned(f"pruned at {level}% of the {context.spec.pruner.fidelity}")
+    trial.set_user_attr(schema.FIDELITY_SCORES, {str(k): v for k, v in scores.items()})
+    return scores
+
+
+def _cross_validate(context: StudyContext, estimator: Any, augment: AugmentPlan, level: int) -> float:
+    values = []
+    for index, (train, val) in enumerate(context.cv.splits):
+        model = clone(estimator)
+        rows = train
+        if context.pruning.step == "rows":
+            rows = train[
+                _subsample(
+                    context.dataset.y[train], level, seed_for(context.spec.seed, "fidelity", index, level), context
+                )
+            ]
+        else:
+            _scale_iterations(model, context, level)
+        # Warnings of the full-fidelity fits are the ones kept; these are dropped.
+        fold = fit_and_score(
+            model,
+            context.dataset.X,
+            context.dataset.y,
+            rows,
+            val,
+            seed=seed_for(context.spec.seed, "augment", index),
+            metric=context.metric,
+            augment=augment,
+            score_train=False,
+        )
+        assert fold.val is not None
+        values.append(fold.val)
+    return statistics.fmean(values)
+
+
+def _subsample(y: np.ndarray, level: int, seed: int, context: StudyContext) -> np.ndarray:
+    index = np.arange(len(y))
+    size = max(2, round(len(y) * level / FULL))
+    if size >= len(y):
+        return index
+    stratify = y if context.dataset.task == "classification" else None
+    try:
+        rows = train_test_split(index, train_size=size, random_state=seed, stratify=stratify)[0]
+    except ValueError:  # too few rows to keep every class: plain random rows
+        rows = train_test_split(index, train_size=size, random_state=seed)[0]
+    return np.sort(rows)
+
+
+def _scale_iterations(model: Any, context: StudyContext, level: int) -> None:
+    hook = context.model.iterations
+    assert hook is not None  # the pruning plan refused models without one
+    key = next(k for k in model.get_params() if k == hook.param or k.endswith(f"__{hook.param}"))
+    cap = int(model.get_params()[key])
+    model.set_params(**{key: max(1, round(cap * level / FULL))})
+
+
+class CustomObjective:
+    """Adapts ``fn(trial, context) -> float`` to the :class:`Objective` protocol."""
+
+    def __init__(self, fn: Callable[[optuna.Trial, StudyContext], float], context: StudyContext) -> None:
+        self.fn = fn
+        self.context = context
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        return self.fn(trial, self.context)
+
+
+def make_objective(
+    context: StudyContext,
+    objective: Callable[[optuna.Trial, StudyContext], float] | None = None,
+) -> Objective:
+    """The objective for a run: a Python callable, the spec's ``objective:`` import, or CV."""
+    spec = context.spec
+    if objective is None and spec.objective.custom:
+        objective = import_object(spec.objective.custom, field="objective", label=spec.label, base_dir=spec.base_dir)
+    if objective is not None:
+        return CustomObjective(objective, context)  # it suggests parameters of its own
+    # Conditional parameters are left out: the grid may never meet their condition.
+    check_grid(
+        spec.sampler, [n for n, p in context.space.items() if p.type != "fixed" and not p.when], label=spec.label
+    )
+    return CVObjective(context)

@@ -1,0 +1,69 @@
+"""What happened in a study, for people: comparison tables and a self-contained HTML report.
+
+A lazy facade: the CLI names ``COMPARE_FORMATS`` at start-up, and the charts' plotly costs a
+second to import, so nothing heavy is imported here until a name is used.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tuner.report._compare import (
+        COMPARE_FORMATS,
+        ComparisonRow,
+        compare,
+        compare_snapshots,
+        comparison_records,
+        comparison_table,
+        format_comparison,
+    )
+    from tuner.report._html import Plot, ReportContent, build_plots, render_html, write_pngs, write_report
+
+_LAZY = {
+    **dict.fromkeys(
+        (
+            "COMPARE_FORMATS",
+            "ComparisonRow",
+            "compare",
+            "compare_snapshots",
+            "comparison_records",
+            "comparison_table",
+            "format_comparison",
+        ),
+        "tuner.report._compare",
+    ),
+    **dict.fromkeys(
+        ("Plot", "ReportContent", "build_plots", "render_html", "write_pngs", "write_report"), "tuner.report._html"
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'tuner.report' has no attribute {name!r}")
+    value = getattr(import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = [
+    "COMPARE_FORMATS",
+    "ComparisonRow",
+    "Plot",
+    "ReportContent",
+    "build_plots",
+    "compare",
+    "compare_snapshots",
+    "comparison_records",
+    "comparison_table",
+    "format_comparison",
+    "render_html",
+    "write_pngs",
+    "write_report",
+]

@@ -1,0 +1,383 @@
+"""One study as a self-contained HTML report (opens offline), and its charts as PNG images.
+
+Everything here takes a :class:`~tuner.store.StudySnapshot` (plain data read once from a
+storage), never a live study. Plots come from Optuna's visualization module and plotly; the HTML
+embeds plotly.js, so a report opens offline.
+
+Trial user attributes the plots use when present (written by the objective and diagnostics; names
+in :mod:`tuner.store.schema`): fold scores (``val_scores``/``val_std``), ``train_scores`` and
+``gap`` (train − validation), ``group_scores`` (``{group: score}`` or ``{group: [fold scores]}``)
+and ``worst_group_score``. A learning curve is read from the best trial's ``learning_curve``
+attribute or the study's ``tuner:learning_curve`` attribute: ``{"train_sizes": [...],
+"train_scores": [...], "val_scores": [...]}`` where each score entry is a number or a list of fold
+scores.
+"""
+
+from __future__ import annotations
+
+import html
+import statistics
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import optuna
+import plotly.graph_objects as go
+import plotly.io as pio
+from optuna import visualization as vis
+from optuna.importance import get_param_importances
+from plotly.graph_objects import Figure
+
+from tuner.errors import ReportError
+from tuner.outputs import file_in, output_file
+from tuner.report._compare import display_cells, duration, fmt_number, number, row_of
+from tuner.setup import step_label
+from tuner.store import StudySnapshot, schema
+
+_TOP_SLICES = 4
+
+
+@dataclass(frozen=True)
+class Plot:
+    """One chart of a report; ``key`` names its PNG file."""
+
+    key: str
+    title: str
+    figure: Figure
+    note: str = ""
+
+
+@dataclass
+class ReportContent:
+    """The charts of a report, plus why the missing ones are missing."""
+
+    plots: list[Plot] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def build_plots(snap: StudySnapshot) -> ReportContent:
+    """Every chart the study has data for; absent data gives a reason in ``skipped``, not an error."""
+    content = ReportContent()
+    complete = [t for t in snap.trials if t.state.name == "COMPLETE"]
+    if not complete:
+        content.skipped["all plots"] = "the study has no complete trial yet"
+        return content
+    study = snap.to_study()
+    for key, title, make in _PLOTS:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                result = make(study, snap)
+            except (ValueError, RuntimeError, ZeroDivisionError) as exc:
+                content.skipped[title] = f"{type(exc).__name__}: {exc}"
+                continue
+        if isinstance(result, str):
+            content.skipped[title] = result
+            continue
+        result, verdict = result if isinstance(result, tuple) else (result, "")
+        messages = sorted({str(w.message) for w in caught})
+        note = "; ".join([verdict, *messages] if verdict else messages)[:1000]
+        result.update_layout(title=title)
+        content.plots.append(Plot(key=key, title=title, figure=result, note=note))
+    return content
+
+
+def _target(snap: StudySnapshot) -> dict[str, Any]:
+    # Optuna's single-objective plots need a target for multi-objective studies: the first one.
+    if snap.multi_objective:
+        return {"target": lambda t: t.values[0], "target_name": f"{snap.metric} (objective 0)"}
+    return {"target_name": snap.metric}
+
+
+def _history(study: optuna.Study, snap: StudySnapshot) -> Figure | str:
+    if snap.multi_objective:
+        return vis.plot_pareto_front(study) if len(snap.directions) <= 3 else "more than 3 objectives"
+    return vis.plot_optimization_history(study, target_name=snap.metric)
+
+
+def _importances(study: optuna.Study, snap: StudySnapshot) -> Figure | str:
+    if not _varied_params(snap):
+        return "no parameter took more than one value"
+    return vis.plot_param_importances(study, **_target(snap))
+
+
+def _parallel(study: optuna.Study, snap: StudySnapshot) -> Figure | str:
+    if not _varied_params(snap):
+        return "no parameter took more than one value"
+    return vis.plot_parallel_coordinate(study, **_target(snap))
+
+
+def _slices(study: optuna.Study, snap: StudySnapshot) -> Figure | str:
+    params = _top_params(study, snap)
+    if not params:
+        return "no parameter took more than one value"
+    return vis.plot_slice(study, params=params, **_target(snap))
+
+
+def _intermediate(study: optuna.Study, snap: StudySnapshot) -> Figure | str:
+    if not any(t.intermediate_values for t in snap.trials):
+        return "no trial reported per-fold values"
+    figure = vis.plot_intermediate_values(study)
+    fidelity = str((snap.spec.get("pruner") or {}).get("fidelity", "folds"))
+    value = f"running mean of {snap.metric}" if fidelity == "folds" else f"mean {snap.metric}"
+    figure.update_layout(xaxis_title=step_label(fidelity), yaxis_title=value)
+    return figure
+
+
+def _varied_params(snap: StudySnapshot) -> list[str]:
+    values: dict[str, set[str]] = {}
+    for trial in snap.trials:
+        if trial.state.name == "COMPLETE":
+            for name, value in trial.params.items():
+                values.setdefault(name, set()).add(repr(value))
+    return [name for name, seen in values.items() if len(seen) > 1]
+
+
+def _top_params(study: optuna.Study, snap: StudySnapshot) -> list[str]:
+    varied = _varied_params(snap)
+    if len(varied) <= _TOP_SLICES:
+        return varied
+    try:
+        ranked = get_param_importances(study, params=varied, target=_target(snap).get("target"))
+    except (ValueError, RuntimeError):
+        return varied[:_TOP_SLICES]
+    return list(ranked)[:_TOP_SLICES]
+
+
+def _train_vs_val(study: optuna.Study, snap: StudySnapshot) -> Figure | str:
+    points = [(t.number, *pair) for t in snap.finished() if (pair := _train_val(t)) is not None]
+    if not points:
+        return "no trial recorded train scores (diagnostics)"
+    numbers, train, val = zip(*points, strict=True)
+    gaps = [a - b for a, b in zip(train, val, strict=True)]
+    figure = go.Figure()
+    figure.add_trace(
+        go.Scatter(
+            x=val,
+            y=train,
+            mode="markers",
+            name="trials",
+            text=[f"trial {n}<br>gap {g:.4g}" for n, g in zip(numbers, gaps, strict=True)],
+            marker={"color": gaps, "colorscale": "Reds", "showscale": True, "colorbar": {"title": "gap"}},
+        )
+    )
+    low, high = min(*train, *val), max(*train, *val)
+    figure.add_trace(go.Scatter(x=[low, high], y=[low, high], mode="lines", name="train = validation"))
+    figure.update_layout(
+        xaxis_title=f"validation {snap.metric}",
+        yaxis_title=f"train {snap.metric}",
+        legend={"orientation": "h", "y": -0.2},  # keeps the legend off the colour bar
+    )
+    return figure
+
+
+def _gap(study: optuna.Study, snap: StudySnapshot) -> Figure | str:
+    points = [(t.number, pair[0] - pair[1]) for t in snap.finished() if (pair := _train_val(t)) is not None]
+    if not points:
+        return "no trial recorded train scores (diagnostics)"
+    numbers, gaps = zip(*points, strict=True)
+    figure = go.Figure(go.Bar(x=numbers, y=gaps, name="gap"))
+    figure.update_layout(xaxis_title="trial", yaxis_title="train − validation")
+    return figure
+
+
+def _train_val(trial: optuna.trial.FrozenTrial) -> tuple[float, float] | None:
+    train = _mean(trial.user_attrs.get(schema.TRAIN_SCORES))
+    val = _mean(trial.user_attrs.get(schema.VAL_SCORES))
+    if train is None or val is None:
+        return None
+    return train, val
+
+
+def _mean(value: Any) -> float | None:
+    if isinstance(value, list | tuple):
+        numbers = [v for v in (_mean(x) for x in value) if v is not None]
+        return statistics.fmean(numbers) if numbers else None
+    return number(value)
+
+
+def _groups(study: optuna.Study, snap: StudySnapshot) -> Figure | str:
+    best = snap.best_trial or next((t for t in snap.finished() if t.user_attrs.get(schema.GROUP_SCORES)), None)
+    scores = best.user_attrs.get(schema.GROUP_SCORES) if best else None
+    if not isinstance(scores, dict) or not scores:
+        return "no trial recorded per-group scores"
+    assert best is not None
+    names = [str(k) for k in scores]
+    values = [_mean(v) for v in scores.values()]
+    figure = go.Figure(go.Bar(x=names, y=values, name=f"trial {best.number}"))
+    figure.update_layout(xaxis_title="group", yaxis_title=f"{snap.metric} (trial {best.number})")
+    return figure
+
+
+def _worst_group(study: optuna.Study, snap: StudySnapshot) -> Figure | str:
+    points = [
+        (t.number, number(t.user_attrs.get(schema.WORST_GROUP_SCORE)), t.values[0] if t.values else None)
+        for t in snap.finished()
+    ]
+    points = [p for p in points if p[1] is not None and p[2] is not None]
+    if not points:
+        return "no trial recorded a worst-group score"
+    numbers, worst, overall = zip(*points, strict=True)
+    figure = go.Figure(
+        go.Scatter(x=overall, y=worst, mode="markers", text=[f"trial {n}" for n in numbers], name="trials")
+    )
+    figure.update_layout(xaxis_title=f"overall {snap.metric}", yaxis_title="worst-group score")
+    return figure
+
+
+def _learning_curve(study: optuna.Study, snap: StudySnapshot) -> Figure | tuple[Figure, str] | str:
+    curve = snap.learning_curve
+    if curve is None or not curve.get("train_sizes"):
+        return "no learning curve stored (see `tuner diagnose`)"
+    sizes = curve["train_sizes"]
+    figure = go.Figure()
+    for key, name in (("train_scores", "train"), ("val_scores", "validation")):
+        if curve.get(key):
+            figure.add_trace(go.Scatter(x=sizes, y=[_mean(v) for v in curve[key]], mode="lines+markers", name=name))
+    figure.update_layout(xaxis_title="training rows", yaxis_title=snap.metric)
+    if curve.get("verdict"):
+        return figure, str(curve["verdict"])
+    return figure
+
+
+# A maker returns the chart, optionally with a note shown above it, or why it cannot be drawn.
+_PlotMaker = Callable[["optuna.Study", StudySnapshot], "Figure | tuple[Figure, str] | str"]
+_PLOTS: tuple[tuple[str, str, _PlotMaker], ...] = (
+    ("history", "Optimization history", _history),
+    ("importances", "Parameter importances", _importances),
+    ("parallel", "Parallel coordinates", _parallel),
+    ("slices", "Slices of the most important parameters", _slices),
+    ("intermediate", "Intermediate values per fold (pruning)", _intermediate),
+    ("train_vs_validation", "Train vs validation score", _train_vs_val),
+    ("gap", "Generalization gap per trial", _gap),
+    ("groups", "Per-group scores of the best trial", _groups),
+    ("worst_group", "Worst-group score vs overall score", _worst_group),
+    ("learning_curve", "Learning curve of the best configuration", _learning_curve),
+)
+
+
+def render_html(snap: StudySnapshot, content: ReportContent) -> str:
+    """The report page: a summary, the charts (plotly.js embedded once) and the skipped ones."""
+    parts = [_HEAD.format(title=html.escape(f"tuner report: {snap.name}")), _summary_html(snap)]
+    for index, plot in enumerate(content.plots):
+        parts.append(f'<section id="{html.escape(plot.key)}"><h2>{html.escape(plot.title)}</h2>')
+        if plot.note:
+            parts.append(f'<p class="note">{html.escape(plot.note)}</p>')
+        # The first chart carries plotly.js inline (no CDN), so the page works offline.
+        parts.append(plot.figure.to_html(full_html=False, include_plotlyjs=index == 0, div_id=f"plot-{plot.key}"))
+        parts.append("</section>")
+    if content.skipped:
+        items = "".join(
+            f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in sorted(content.skipped.items())
+        )
+        parts.append(f"<section><h2>Not shown</h2><ul>{items}</ul></section>")
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+_HEAD = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }}
+table {{ border-collapse: collapse; margin: 1em 0; }}
+td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }}
+.note {{ color: #666; font-size: 90%; }}
+</style></head><body>
+<h1>{title}</h1>"""
+
+
+def _summary_html(snap: StudySnapshot) -> str:
+    row = row_of(snap)
+    facts = {
+        "storage": snap.storage,
+        "model": row.model,
+        "data": row.data,
+        "metric": f"{row.metric} ({row.direction})",
+        "trials": ", ".join(f"{v} {k}" for k, v in snap.counts().items() if v) or "none",
+        "best": display_cells(row)[5],
+        "time": f"{duration(row.wall_seconds)} (mean {fmt_number(row.seconds_per_trial)} s per trial)",
+        "created": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+    refit = snap.refit_model
+    if refit is not None:
+        facts["refit model"] = (
+            f"{refit.get('path')} (trial #{refit.get('trial')}, test {_short(refit.get('test_score'))})"
+        )
+    if snap.multi_objective:
+        facts["Pareto trials"] = ", ".join(f"#{n}" for n in snap.pareto_numbers) or "-"
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts.items())
+    best = snap.best_trial
+    params = ""
+    if best is not None:
+        cells = "".join(
+            f"<tr><td>{html.escape(k)}</td><td>{html.escape(_short(v))}</td></tr>" for k, v in best.params.items()
+        )
+        attrs = {k: v for k, v in best.user_attrs.items() if k in _SUMMARY_ATTRS}
+        cells += "".join(
+            f"<tr><td>{html.escape(k)}</td><td>{html.escape(_short(v))}</td></tr>" for k, v in attrs.items()
+        )
+        params = f"<h2>Best trial #{best.number}</h2><table>{cells}</table>"
+    return f"<table>{rows}</table>{params}"
+
+
+def _short(value: Any) -> str:
+    """Numbers to 5 significant digits, also inside lists and dicts; None as ``None``."""
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_short(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_short(v)}" for k, v in value.items()) + "}"
+    return "None" if value is None else fmt_number(value)
+
+
+_SUMMARY_ATTRS = (
+    schema.VAL_SCORES,
+    schema.VAL_STD,
+    schema.TRAIN_SCORES,
+    schema.GAP,
+    schema.GROUP_SCORES,
+    schema.WORST_GROUP_SCORE,
+)
+
+
+def write_report(
+    snap: StudySnapshot,
+    out: Path,
+    *,
+    png_dir: Path | None = None,
+    force: bool = False,
+) -> ReportContent:
+    """Write the HTML report to ``out`` (and one PNG per chart into ``png_dir``).
+
+    Raises:
+        ReportError: when PNG export is asked for but kaleido or a Chrome/Chromium is missing.
+        OutputError: when ``out`` exists (without ``force``) or a PNG would leave ``png_dir``.
+    """
+    target = output_file(out, force=force)
+    content = build_plots(snap)
+    pngs = [file_in(png_dir, f"{p.key}.png", force=force) for p in content.plots] if png_dir else []
+    target.write_text(render_html(snap, content), encoding="utf-8")
+    if pngs:
+        write_pngs([p.figure for p in content.plots], pngs)
+    return content
+
+
+def write_pngs(figures: Sequence[Figure], paths: Sequence[Path]) -> None:
+    """Static images through kaleido (which drives a local Chrome/Chromium)."""
+    try:
+        import kaleido  # noqa: F401  # optional extra: tuner[png]
+    except ImportError:
+        raise ReportError(
+            "PNG export needs the kaleido package: `pip install 'tuner[png]'` (or `pip install kaleido`). "
+            "The HTML report was written; it does not need kaleido."
+        ) from None
+    try:
+        pio.write_images(list(figures), [str(p) for p in paths])
+    except Exception as exc:  # kaleido/choreographer raise many types; all mean "no usable browser"
+        raise ReportError(
+            f"PNG export failed ({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}). "
+            "kaleido needs Chrome or Chromium: install it (Debian: `apt-get install chromium`) or point the "
+            "BROWSER_PATH environment variable at the browser. The HTML report was written."
+        ) from exc

@@ -1,0 +1,276 @@
+"""Spec + data → :class:`StudyContext`: everything a trial needs, decided once per run.
+
+:func:`build` loads the data, resolves the model, metric and search space, makes the CV plan
+(scheme, held-out rows, ordered folds), the pruning plan (what one pruning step is) and the early
+stopping plan, and runs every check that can fail before a trial: a bad spec, data or model never
+reaches the storage.
+"""
+
+from __future__ import annotations
+
+import statistics
+import warnings
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+import numpy as np
+import optuna
+from sklearn.dummy import DummyClassifier, DummyRegressor
+from sklearn.pipeline import make_pipeline
+
+from tuner.cv import (
+    CVPlan,
+    Split,
+    StoppingPlan,
+    check_augment,
+    fit_and_score,
+    is_step_param,
+    make_plan,
+    model_params,
+    stopping_plan,
+)
+from tuner.data import Dataset, check_groups, load_dataset, make_preprocessor, scoring_groups
+from tuner.errors import SpecError, did_you_mean
+from tuner.metrics import Metric, check_metric, default_metric, get_metric
+from tuner.models import ModelEntry, get_model
+from tuner.search import FULL, Space, levels, merge, pruner_defaults, suggest
+from tuner.seeds import seed_for
+from tuner.spec import StudySpec
+from tuner.targets import check as check_targets
+
+Step = Literal["fold", "rows", "iterations", "none"]
+
+
+@dataclass(frozen=True)
+class PruningPlan:
+    """What one pruning step of a trial is: the only place that decides it.
+
+    - ``fold``: after each CV fold the trial reports its running mean (or, for the Wilcoxon pruner,
+      ``per_fold_values``: that fold's own value) at step = the fold's index, and may be pruned
+      before its last fold;
+    - ``rows`` / ``iterations``: multi-fidelity screening first cross-validates the trial on a
+      share of each training fold's rows (or of its boosting iterations) at each of ``levels``
+      percent, reported at step = the level; survivors run the full CV, which is not pruned;
+    - ``none``: nothing is reported (Optuna cannot prune multi-objective studies).
+    """
+
+    step: Step
+    levels: tuple[int, ...] = ()
+    per_fold_values: bool = False
+
+    @property
+    def by_fold(self) -> bool:
+        return self.step == "fold"
+
+    @property
+    def screens(self) -> bool:
+        return self.step in ("rows", "iterations")
+
+    @property
+    def step_label(self) -> str:
+        """What the steps of a trial's intermediate values are, for charts."""
+        return _STEP_LABELS[self.step]
+
+
+_STEP_LABELS: dict[str, str] = {
+    "fold": "fold (step)",
+    "rows": "% of each training fold's rows (step)",
+    "iterations": "% of the boosting iterations (step)",
+    "none": "step",
+}
+
+
+def step_label(fidelity: str) -> str:
+    """The chart label of a study's pruning steps, from its ``pruner.fidelity`` (for stored studies)."""
+    return _STEP_LABELS.get("fold" if fidelity == "folds" else fidelity, "step")
+
+
+@dataclass(frozen=True)
+class StudyContext:
+    """Everything a trial needs, built once per run (data loaded, folds fixed, metric resolved).
+
+    Custom objectives (``fn(trial, ctx)``) receive it: ``ctx.suggest(trial)``,
+    ``ctx.build_estimator(params)``, ``ctx.fold(i)`` and ``ctx.metric`` cover most of them.
+    """
+
+    spec: StudySpec
+    dataset: Dataset
+    cv: CVPlan
+    metric: Metric
+    model: ModelEntry
+    space: Space
+    model_seed: int
+    pruning: PruningPlan
+    # Early stopping of boosting models in each fold, or None (see tuner.cv.stopping_plan).
+    stopping: StoppingPlan | None = None
+    # Rows set aside by `cv.holdout_test`: never tuned on, scored once by `tuner refit`.
+    holdout: Dataset | None = None
+    # Validation score of a constant model on the same folds (what `underfit` compares with).
+    baseline: float | None = None
+    # Labels of the groups that get per-group scores (`fairness.groups` or `data.groups`), or None.
+    score_groups: np.ndarray | None = None
+
+    @property
+    def splits(self) -> tuple[Split, ...]:
+        """The folds, ``(train positions, validation positions)``, in the order trials run them."""
+        return self.cv.splits
+
+    def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
+        """Suggest every active parameter of the study's search space."""
+        return suggest(trial, self.space)
+
+    def params_of(self, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+        """A finished trial's parameters with the space's fixed values, as the objective built them."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # values outside a since-changed space are still used
+            # FixedTrial answers every suggest_* call like the live trial did.
+            return self.suggest(cast("optuna.Trial", optuna.trial.FixedTrial(dict(trial.params))))
+
+    def build_estimator(self, params: dict[str, Any]) -> Any:
+        """An unfitted estimator (with preprocessing when the data needs it) for ``params``."""
+        estimator = self.model.build(
+            self.dataset.task, model_params(params), seed=self.model_seed, proba=self.metric.needs_proba
+        )
+        pre = make_preprocessor(self.dataset, handles_missing=self.model.handles_missing)
+        return estimator if pre is None else make_pipeline(pre, estimator)
+
+    def fold(self, index: int) -> tuple[Any, Any, Any, Any]:
+        """``X_train, y_train, X_val, y_val`` of fold ``index``."""
+        train, val = self.cv.splits[index]
+        X, y = self.dataset.X, self.dataset.y
+        return X.iloc[train], y[train], X.iloc[val], y[val]
+
+    def val_groups(self, index: int) -> np.ndarray | None:
+        """Group labels of the validation rows of fold ``index`` (None without per-group scores)."""
+        return None if self.score_groups is None else self.score_groups[self.cv.splits[index][1]]
+
+
+# The name custom objectives have always used for their second argument.
+ObjectiveContext = StudyContext
+
+
+def build(spec: StudySpec, *, data: Any = None) -> StudyContext:
+    """Load data, fix the folds, resolve metric, model and space; every check runs here, before any trial.
+
+    Args:
+        spec: The validated study spec.
+        data: Optional pandas DataFrame replacing ``spec.data.source``.
+
+    Raises:
+        TunerError: a :class:`~tuner.errors.SpecError`, :class:`~tuner.errors.DataError` or
+            :class:`~tuner.errors.CatalogError` naming the field to fix.
+    """
+    label = spec.label
+    dataset = load_dataset(
+        spec.data, base_dir=spec.base_dir, label=label, frame=data, fairness_groups=spec.fairness.groups
+    )
+    metric_name = spec.metric or default_metric(dataset.task, dataset.n_classes)
+    problem = check_metric(metric_name, dataset.task, dataset.n_classes)
+    if problem:
+        raise SpecError(f"{label}, field 'metric': {problem}.")
+    model = get_model(spec.model, label=label, base_dir=spec.base_dir)
+    if dataset.task not in model.tasks:
+        raise SpecError(
+            f"{label}, field 'model': {spec.model!r} has no {dataset.task} variant (it supports "
+            f"{', '.join(model.tasks)}); pick another model from `tuner models` or set `data.task`."
+        )
+    space = merge(model.space(dataset.task), spec.space, label=label)
+    example = _example_estimator(model, dataset.task)
+    accepted = set(example.get_params(deep=False)) if example is not None and hasattr(example, "get_params") else None
+    for name in space:
+        if accepted is not None and name not in accepted and not is_step_param(name):
+            raise SpecError(
+                f"{label}, field 'space.{name}': model {spec.model!r} has no parameter {name!r}."
+                f"{did_you_mean(name, accepted)} Parameters: {', '.join(sorted(accepted))}."
+            )
+    cv_seed = spec.cv.seed if spec.cv.seed is not None else seed_for(spec.seed, "cv")
+    cv, dataset, holdout = make_plan(spec.cv, dataset, seed=cv_seed, label=label)
+    pruning = pruning_plan(spec, model)
+    score_groups = _score_groups(spec, dataset)
+    check_augment(spec, dataset, example)
+    metric = get_metric(metric_name, dataset.task)
+    return StudyContext(
+        spec=spec,
+        dataset=dataset,
+        cv=cv,
+        metric=metric,
+        model=model,
+        space=space,
+        model_seed=seed_for(spec.seed, "model"),
+        pruning=pruning,
+        stopping=stopping_plan(
+            spec.early_stopping,
+            model.iterations,
+            min_train_rows=cv.min_train_rows,
+            ordered=cv.time_ordered,
+            stratify=dataset.task == "classification",
+        ),
+        holdout=holdout,
+        baseline=baseline_score(dataset, cv, metric),
+        score_groups=score_groups,
+    )
+
+
+def pruning_plan(spec: StudySpec, model: ModelEntry) -> PruningPlan:
+    """What a pruning step is for this study; refuses settings that cannot work, before any trial."""
+    fidelity = spec.pruner.fidelity
+    if fidelity == "folds":
+        if spec.objective.multi:
+            return PruningPlan("none")
+        return PruningPlan("fold", per_fold_values=spec.pruner.name == "wilcoxon")
+    where = f"{spec.label}, field 'pruner.fidelity'"
+    if spec.objective.custom:
+        raise SpecError(f"{where}: `{fidelity}` screening needs the built-in CV objective; drop `fidelity`.")
+    if spec.objective.multi:
+        raise SpecError(f"{where}: Optuna cannot prune multi-objective studies; drop `fidelity` or use one objective.")
+    if fidelity == "iterations" and model.iterations is None:
+        raise SpecError(
+            f"{where}: `iterations` needs a boosting model (xgboost, lightgbm, hist_gradient_boosting), but "
+            f"{spec.model!r} has no iteration count; use `fidelity: rows`."
+        )
+    found = levels(spec.pruner)
+    if not found:
+        options = {**pruner_defaults(spec.pruner), **spec.pruner.options}
+        raise SpecError(
+            f"{spec.label}, field 'pruner.options': min_resource={options['min_resource']} with "
+            f"reduction_factor={options['reduction_factor']} leaves no level below {FULL}%; "
+            "lower `min_resource` (e.g. 11 with reduction_factor 3)."
+        )
+    return PruningPlan(fidelity, levels=tuple(found))
+
+
+def _score_groups(spec: StudySpec, dataset: Dataset) -> np.ndarray | None:
+    """The labels per-group scores use, checked before any trial runs (None when there are none).
+
+    Raises:
+        DataError: a group with one row, or missing labels.
+        SpecError: a group objective or constraint while no groups are scored.
+    """
+    explicit = spec.fairness.groups is not None
+    groups, why = scoring_groups(dataset, explicit=explicit)
+    if groups is not None:
+        check_groups(groups, field_name="fairness.groups" if explicit else "data.groups", label=spec.label)
+    check_targets(spec, has_groups=groups is not None, why_no_groups=why)
+    return groups
+
+
+def baseline_score(dataset: Dataset, cv: CVPlan, metric: Metric) -> float:
+    """Mean validation score of a constant model (class priors, or the mean target) on the folds."""
+    scores = []
+    for train, val in cv.splits:
+        dummy = DummyClassifier(strategy="prior") if dataset.task == "classification" else DummyRegressor()
+        fold = fit_and_score(dummy, dataset.X, dataset.y, train, val, seed=0, metric=metric, score_train=False)
+        assert fold.val is not None
+        scores.append(fold.val)
+    return statistics.fmean(scores)
+
+
+def _example_estimator(model: ModelEntry, task: Any) -> Any | None:
+    """The model's estimator with default parameters, or None when it cannot be built without them."""
+    try:
+        return model.factory(task)()
+    except Exception:  # a custom factory may need arguments; then we cannot check names up front
+        return None
+
+
+__all__ = ["ObjectiveContext", "PruningPlan", "StudyContext", "build", "pruning_plan"]

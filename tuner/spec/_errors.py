@@ -1,0 +1,95 @@
+"""Pydantic validation errors → one paragraph naming the file, line, field and fix."""
+
+from __future__ import annotations
+
+import typing
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from tuner.errors import did_you_mean
+
+
+def format_errors(
+    exc: ValidationError, label: str, text: str | None, *, root: type[BaseModel], prefix: tuple[str, ...] = ()
+) -> str:
+    """The message of a :class:`~tuner.errors.SpecError` for ``exc``.
+
+    Args:
+        exc: The validation error.
+        label: How the spec is named (its file, or the study name).
+        text: The YAML text, to find each field's line (None for specs not read from a file).
+        root: The model the error locations start from (for "valid keys here").
+        prefix: Where in the spec the validated value sits (``("budget",)`` for a budget field).
+    """
+    messages = []
+    for error in exc.errors():
+        loc = prefix + _clean_loc(error["loc"])
+        field = ".".join(str(part) for part in loc) or "(top level)"
+        line = _line_of(text, loc) if text else None
+        where = f"{label}, line {line}" if line else label
+        messages.append(f"{where}, field {field!r}: {_describe(error, loc, root)}")
+    plural = "s" if len(messages) > 1 else ""
+    return (
+        f"Invalid study spec ({len(messages)} problem{plural}): "
+        + "; ".join(messages)
+        + ". Fix the field(s) named above; `tuner schema` prints every field and its type."
+    )
+
+
+def _clean_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    # Pydantic adds union/validator tags such as "function-after[...]" to locations; users
+    # only care about the path through their YAML.
+    return tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in ("ParamSpec",))))
+
+
+def _describe(error: Any, loc: tuple[int | str, ...], root: type[BaseModel]) -> str:
+    kind = error["type"]
+    value = error.get("input")
+    if kind == "extra_forbidden":
+        known = _known_keys(loc[:-1], root)
+        hint = did_you_mean(str(loc[-1]), known) if known else ""
+        return f"unknown key {loc[-1]!r}.{hint} Valid keys here: {', '.join(sorted(known))}"
+    if kind == "missing":
+        return "this field is required"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if kind in ("value_error", "assertion_error"):
+        return message
+    return f"{message} (got {value!r})"
+
+
+def _known_keys(loc: tuple[int | str, ...], root: type[BaseModel]) -> list[str]:
+    model: Any = root
+    for part in loc:
+        # Check for dict first: a `dict[str, X]` alias forwards attribute lookups to `dict`.
+        if typing.get_origin(model) is dict:
+            model = typing.get_args(model)[1]
+        elif isinstance(model, type) and issubclass(model, BaseModel) and part in model.model_fields:
+            model = model.model_fields[str(part)].annotation
+        else:
+            return []
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return [k for k in model.model_fields if k != "spec_path"]
+    return []
+
+
+def _line_of(text: str, loc: tuple[int | str, ...]) -> int | None:
+    try:
+        node: Any = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if k.value == str(part)), None)
+            if match is None:
+                break
+            line = match[0].start_mark.line + 1
+            node = match[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line

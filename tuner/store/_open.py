@@ -1,0 +1,292 @@
+"""Storage URLs → Optuna storages with safe settings, and the health checks of ``tuner doctor``.
+
+- default / a path ending in ``.db``: SQLite in WAL mode with a busy timeout, so readers (the
+  dashboard, ``tuner show``) do not block the running study;
+- a path ending in ``.log``/``.jsonl`` or ``journal:///path``: Optuna's journal file storage;
+- ``postgresql://…``, ``mysql+pymysql://…``: Optuna's RDB storage with pool pre-ping/recycle;
+- ``redis://…``: Optuna's journal storage on Redis;
+- ``memory://``: Optuna's in-memory storage (this process only; nothing is kept).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import optuna
+from optuna.exceptions import ExperimentalWarning, StorageInternalError
+from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalRedisBackend
+
+from tuner.errors import StorageError, did_you_mean
+from tuner.store._urls import file_of, kind_of, redact, scrub
+
+_SQLITE_BUSY_TIMEOUT_S = 60
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """How often a worker proves it is alive, and how long after its last beat its trial counts as lost.
+
+    ``grace`` must exceed ``interval`` by enough to ride out a slow storage; a lost trial is marked
+    FAIL and retried once with the same parameters.
+    """
+
+    interval: int = 15
+    grace: int = 60
+
+    def __post_init__(self) -> None:
+        if not 0 < self.interval < self.grace:
+            raise ValueError(f"heartbeat needs 0 < interval < grace, got interval={self.interval}, grace={self.grace}")
+
+
+DEFAULT_HEARTBEAT = Heartbeat()
+
+
+@dataclass(frozen=True)
+class StoredStudy:
+    """A study opened on its storage: the Optuna study, the storage object it was opened on
+    (the study reads through Optuna's cache of it), the URL and the study's id there."""
+
+    study: optuna.Study
+    storage: optuna.storages.BaseStorage
+    url: str
+    study_id: int
+
+    @property
+    def name(self) -> str:
+        return self.study.study_name
+
+
+def open_storage(url: str, *, heartbeat: Heartbeat | None = None) -> optuna.storages.BaseStorage:
+    """Open (creating when needed) the storage at ``url``; raises :class:`StorageError`.
+
+    Args:
+        url: An Optuna storage URL, ``journal:///path``, ``redis://…`` or ``memory://``.
+        heartbeat: For storages that run trials: enables Optuna's heartbeat on RDB storages, with a
+            stale-trial callback that retries a lost trial once. Readers leave it out.
+    """
+    kind = kind_of(url)
+    try:
+        if kind == "memory":
+            return optuna.storages.InMemoryStorage()
+        if kind == "sqlite":
+            return _sqlite(url, heartbeat)
+        if kind == "journal":
+            return _journal_file(Path(url.removeprefix("journal:///")))
+        if kind == "redis":
+            return _redis(url)
+        return _rdb(url, _server_engine_kwargs(url), heartbeat)
+    except StorageError:
+        raise
+    except ImportError as exc:
+        # Optuna wraps a missing database driver in a bare ImportError; the module is on the cause.
+        module = exc.name or getattr(exc.__cause__, "name", None) or ""
+        raise StorageError(
+            f"cannot open storage {redact(url)}: the database driver {module or '(unknown)'!r} is not installed. "
+            f"Install it (e.g. `pip install {_driver_hint(module)}`), or name an installed driver in the URL "
+            "(e.g. `postgresql+psycopg2://…`), and run again."
+        ) from None
+    except Exception as exc:  # sqlalchemy/redis raise many types; all mean "cannot open"
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise StorageError(
+            f"cannot open storage {redact(url)}: {scrub(first, url)}. "
+            "Check that the server is running and reachable and that the URL is right "
+            "(scheme://user@host:port/database); nothing was written."
+        ) from None
+
+
+def open_existing(url: str) -> optuna.storages.BaseStorage:
+    """Open a storage only to read it: a missing SQLite or journal file is an error, not created."""
+    path = file_of(url)
+    if path is not None and not path.is_file():
+        raise StorageError(
+            f"no study storage at {url}: the file does not exist. Run a study first, or point "
+            "--storage (or $TUNER_STORAGE) at the file, the spec, or the folder that holds tuner.db."
+        )
+    return open_storage(url)
+
+
+def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
+    return [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+
+
+def load_stored(name: str, url: str, *, storage: optuna.storages.BaseStorage | None = None) -> StoredStudy:
+    """Open study ``name`` on ``url`` (an existing storage); a missing one is an error that lists those there."""
+    storage = storage if storage is not None else open_existing(url)
+    names = study_names(storage)
+    if name not in names:
+        raise StorageError(
+            f"no study named {name!r} in {redact(url)}.{did_you_mean(name, names)} Studies there: "
+            f"{', '.join(sorted(names)) or 'none'}. Pass the spec file instead of the name, or point --storage "
+            "at the right database."
+        )
+    study = optuna.load_study(study_name=name, storage=storage)
+    return StoredStudy(study, storage, url, storage.get_study_id_from_name(name))
+
+
+def _rdb(url: str, engine_kwargs: dict[str, Any], heartbeat: Heartbeat | None) -> optuna.storages.BaseStorage:
+    with warnings.catch_warnings():
+        # Heartbeats have been "experimental" since Optuna 2.9; the warning would reach users' terminals.
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        options: dict[str, Any] = {}
+        if heartbeat is not None:
+            options = {
+                "heartbeat_interval": heartbeat.interval,
+                "grace_period": heartbeat.grace,
+                "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
+            }
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **options)
+
+
+def _sqlite(url: str, heartbeat: Heartbeat | None) -> optuna.storages.BaseStorage:
+    path = Path(url.removeprefix("sqlite:///"))
+    if not path.parent.is_dir():
+        raise StorageError(
+            f"cannot open storage {url}: folder {str(path.parent)!r} does not exist. Create it or point "
+            "`storage` (or --storage) at an existing folder."
+        )
+    # WAL lets readers work while a study writes; it is a property of the file, so set it once
+    # before SQLAlchemy opens its pool.
+    with sqlite3.connect(path, timeout=_SQLITE_BUSY_TIMEOUT_S) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+    conn.close()
+    storage = _with_schema_retries(lambda: _rdb(url, {"connect_args": {"timeout": _SQLITE_BUSY_TIMEOUT_S}}, heartbeat))
+    _relax_sqlite_sync(storage)
+    return storage
+
+
+def _with_schema_retries(open_: Callable[[], Any], attempts: int = 5) -> Any:
+    """Open an RDB storage, retrying while another process is creating the same fresh schema.
+
+    Two processes that open a new SQLite file at once (``tuner run`` and ``tuner dashboard``,
+    or a reader polling a study that is starting) both try to create Optuna's tables; the loser
+    fails on the version table's unique key although the schema is then complete.
+    """
+    from sqlalchemy.exc import IntegrityError, OperationalError  # RDB storages only
+
+    for attempt in range(attempts):
+        try:
+            return open_()
+        except (IntegrityError, OperationalError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _relax_sqlite_sync(storage: Any) -> None:
+    # In WAL mode synchronous=NORMAL survives a crash or kill -9 of any process; only a power cut
+    # can lose the last commits. Optuna commits several times per trial, and FULL (the default)
+    # syncs the disk on each of them.
+    from sqlalchemy import event  # RDB storages only
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+    event.listen(storage.engine, "connect", on_connect)
+    storage.engine.dispose()  # connections opened while creating the schema lack the pragma
+
+
+def _journal_file(path: Path) -> optuna.storages.BaseStorage:
+    if not path.parent.is_dir():
+        raise StorageError(f"cannot open journal storage: folder {str(path.parent)!r} does not exist.")
+    backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
+    return optuna.storages.JournalStorage(backend)
+
+
+def _redis(url: str) -> optuna.storages.BaseStorage:
+    import redis  # optional extra: tuner[redis]
+
+    # `?prefix=NAME` namespaces the journal's keys, so several journals can share one Redis database.
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    prefix = next((value for key, value in query if key == "prefix"), "")
+    url = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k != "prefix"])))
+    redis.Redis.from_url(url).ping()  # fail now, with a clear message, rather than at the first trial
+    return optuna.storages.JournalStorage(JournalRedisBackend(url, prefix=prefix))
+
+
+def _server_engine_kwargs(url: str) -> dict[str, Any]:
+    # pre-ping replaces connections the server dropped while idle; recycle stays under MySQL's
+    # default wait_timeout. A short connect timeout makes an unreachable server fail fast.
+    kwargs: dict[str, Any] = {"pool_pre_ping": True, "pool_recycle": 3600}
+    if url.startswith("postgresql") or url.startswith("mysql"):
+        kwargs["connect_args"] = {"connect_timeout": 10}
+    return kwargs
+
+
+def _driver_hint(module: str) -> str:
+    return {
+        "psycopg2": "psycopg2-binary",
+        "psycopg": "'psycopg[binary]'",
+        "pymysql": "pymysql",
+        "MySQLdb": "mysqlclient",
+        "redis": "redis",
+    }.get(module, module)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Errors that a retry can cure: a dropped connection, a locked SQLite file, a Redis hiccup."""
+    if isinstance(exc, StorageInternalError | ConnectionError | TimeoutError):
+        return True
+    return type(exc).__module__.split(".")[0] in ("sqlalchemy", "redis", "psycopg2", "psycopg", "pymysql")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the storage check: what was checked, whether it is fine, and the detail."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+def check_storage(url: str, *, heartbeat: Heartbeat | None = None) -> tuple[optuna.storages.BaseStorage, list[Check]]:
+    """Open the storage at ``url`` and check it: connection, schema version, SQLite journal mode.
+
+    Returns the opened storage and the checks. Raises :class:`~tuner.errors.StorageError` when it
+    cannot be opened at all.
+    """
+    storage = open_storage(url, heartbeat=heartbeat)
+    checks = [Check("connect", True, f"opened {redact(url)}")]
+    if isinstance(storage, optuna.storages.RDBStorage):
+        current, head = storage.get_current_version(), storage.get_head_version()
+        checks.append(
+            Check(
+                "schema",
+                current == head,
+                f"version {current}"
+                + ("" if current == head else f", Optuna expects {head}: run `optuna storage upgrade`"),
+            )
+        )
+    path = file_of(url)
+    if path is not None and kind_of(url) == "sqlite":
+        checks.append(_sqlite_mode(path))
+    if path is not None and kind_of(url) == "journal":
+        checks.append(_journal_lock(path))
+    return storage, checks
+
+
+def _sqlite_mode(path: Path) -> Check:
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    conn.close()
+    ok = str(mode).lower() == "wal"
+    detail = f"journal_mode={mode}" + ("" if ok else "; several processes need WAL: `tuner run` sets it on open")
+    return Check("sqlite", ok, detail)
+
+
+def _journal_lock(path: Path) -> Check:
+    lock = Path(f"{path}.lock")
+    if not lock.exists():
+        return Check("journal", True, f"{path.name}: {path.stat().st_size if path.exists() else 0} bytes, not locked")
+    age = datetime.now().timestamp() - lock.lstat().st_mtime
+    # Optuna breaks a journal lock older than its 30 s grace period by itself.
+    return Check("journal", age < 30, f"lock file {lock.name} held for {age:.0f} s")

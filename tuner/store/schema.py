@@ -1,0 +1,70 @@
+"""Every attribute ``tuner`` stores on a study or a trial, by name: the storage's schema.
+
+Optuna stores what ``tuner`` measured as user attributes, where optuna-dashboard, ``tuner show``,
+``export``, ``compare``, ``report`` and ``refit`` all read it. No other module spells these
+names; they are part of the stored format, so renaming one needs a migration.
+"""
+
+from __future__ import annotations
+
+# --- study user attributes: enough to rebuild the study's setup from the storage alone -------
+SPEC = "tuner:spec"  # the spec as canonical JSON (storage password redacted)
+SPEC_HASH = "tuner:spec_hash"
+SPACE = "tuner:space"  # the resolved search space, JSON form, compared on resume
+# The spec's folder (relative data paths and `module:function` imports resolve against it) and
+# file, so `tuner refit` can rebuild the data from the storage alone.
+BASE_DIR = "tuner:base_dir"
+SPEC_PATH = "tuner:spec_path"
+MODEL = "tuner:model"
+METRIC = "tuner:metric"
+TASK = "tuner:task"
+N_FOLDS = "tuner:n_folds"
+OBJECTIVES = "tuner:objectives"  # human names of the objectives, e.g. ["roc_auc", "gap"]
+BASELINE = "tuner:baseline"  # validation score of a constant model on the same folds
+LEARNING_CURVE = "tuner:learning_curve"  # written by `tuner diagnose`
+REFIT_MODEL = "tuner:refit_model"  # written by `tuner refit`
+
+# --- trial system attribute -----------------------------------------------------------------
+# The worker process running the trial ({"host", "pid", "beat"}); on journal storages its
+# "beat" (unix time) is the trial's heartbeat.
+WORKER = "tuner:worker"
+
+# --- trial user attributes: what the built-in objective measured ----------------------------
+VAL_SCORES = "val_scores"
+VAL_MEAN = "val_mean"
+VAL_STD = "val_std"
+TRAIN_SCORES = "train_scores"
+TRAIN_MEAN = "train_mean"
+TRAIN_STD = "train_std"
+GAP = "gap"
+FIT_SECONDS = "fit_seconds"
+FLAGS = "flags"
+GROUP_SCORES = "group_scores"
+WORST_GROUP_SCORE = "worst_group_score"
+WORST_GROUP_NAME = "worst_group_name"
+GROUP_GAP = "group_gap"
+WARNINGS = "warnings"
+FEASIBLE = "feasible"  # only in studies with constraints
+BEST_ITERATIONS = "best_iterations"  # per fold, when boosting stopped early
+FIDELITY_SCORES = "fidelity_scores"  # {level percent: mean score}, multi-fidelity screening
+LEARNING_CURVE_OF_TRIAL = "learning_curve"  # a trial's own curve, when a user stored one
+
+# --- trial user attributes: what happened to the trial --------------------------------------
+ERROR = "error"  # why it failed
+INTERRUPTED = "interrupted"  # stopped by Ctrl-C: FAIL, not counted against the budget, not retried
+LOST = "lost"  # its worker died: FAIL, not counted, retried once
+
+# Attributes a repair writes; a retry of the trial starts without them.
+REPAIR_ATTRS = (ERROR, LOST, INTERRUPTED)
+# Diagnostics a trial may carry; the model card copies those present.
+DIAGNOSTICS = (
+    TRAIN_SCORES,
+    TRAIN_MEAN,
+    TRAIN_STD,
+    GAP,
+    GROUP_SCORES,
+    WORST_GROUP_SCORE,
+    WORST_GROUP_NAME,
+    GROUP_GAP,
+    FLAGS,
+)
