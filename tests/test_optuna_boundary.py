@@ -1,0 +1,83 @@
+"""The Optuna boundary: every private name ``tuner._optuna`` relies on still exists, and no other
+module of ``tuner`` uses one. An Optuna upgrade that moves a name fails here, not in a user's run."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+
+import optuna
+import pytest
+import sqlalchemy
+
+import tuner
+from tuner import _optuna
+from tuner.store import Heartbeat, open_storage
+
+PACKAGE = Path(tuner.__file__).parent
+
+
+@pytest.fixture
+def sqlite_study(tmp_path):
+    storage = open_storage(f"sqlite:///{tmp_path / 'b.db'}", heartbeat=Heartbeat(interval=1, grace=5))
+    return optuna.create_study(storage=storage), storage
+
+
+def _owner(where: str, sqlite_study) -> object:
+    study, storage = sqlite_study
+    with _optuna.optimize_loop(study):  # Optuna warns about heartbeats outside an optimize loop
+        trial = study.ask()
+    owners = {
+        "optuna.Trial": trial,
+        "optuna.trial.FrozenTrial": study.trials[0],
+        "optuna.Study": study,
+        "optuna.storages._CachedStorage": study._storage,
+        "optuna.storages.RDBStorage": storage,
+    }
+    return owners[where] if where in owners else importlib.import_module(where)
+
+
+@pytest.mark.parametrize(("where", "name"), _optuna.PRIVATE_NAMES)
+def test_every_private_name_the_boundary_uses_still_exists(where, name, sqlite_study):
+    if where == "RDB schema":
+        _, storage = sqlite_study
+        columns = {c["name"] for c in sqlalchemy.inspect(storage.engine).get_columns("trial_heartbeats")}
+        assert {"trial_id", "heartbeat"} <= columns
+        return
+    assert hasattr(_owner(where, sqlite_study), name), f"Optuna {optuna.__version__} has no {where}.{name}"
+
+
+def _private_attributes_used(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    return {
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+    }
+
+
+def test_no_module_but_the_boundary_uses_a_private_optuna_name():
+    private = {name for _, name in _optuna.PRIVATE_NAMES if name.startswith("_")}
+    offenders = {
+        str(path.relative_to(PACKAGE)): sorted(_private_attributes_used(path) & private)
+        for path in PACKAGE.rglob("*.py")
+        if path.name != "_optuna.py"
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_the_boundary_helpers_work_on_a_live_study(sqlite_study):
+    study, storage = sqlite_study
+    with _optuna.optimize_loop(study):
+        trial = study.ask()
+        assert _optuna.trial_id(trial) == storage.get_trial_id_from_study_id_trial_number(
+            storage.get_study_id_from_name(study.study_name), trial.number
+        )
+        _optuna.set_user_attrs(trial, {"a": 1, "b": [2, 3]})
+        assert trial.user_attrs == {"a": 1, "b": [2, 3]}
+        assert storage.get_trial(_optuna.trial_id(trial)).user_attrs == {"a": 1, "b": [2, 3]}
+        study.stop()  # allowed only inside an optimize loop
+        assert _optuna.stop_requested(study)
+    assert _optuna.storage_of(study) is storage
+    assert [t.number for t in _optuna.cached_trials(study)] == [0]
