@@ -95,7 +95,7 @@ def stale_trial_ids(storage: optuna.storages.BaseStorage, study_id: int) -> set[
 
 def heartbeat_table(storage: optuna.storages.BaseStorage) -> tuple[datetime | None, dict[int, datetime]]:
     """The database server's clock and each trial's last heartbeat, read from Optuna's RDB table."""
-    import sqlalchemy  # RDB storages only; Optuna imports it lazily too
+    import sqlalchemy  # start-up time: only RDB storages need SQLAlchemy (Optuna imports it lazily too)
 
     engine = storage.engine  # type: ignore[attr-defined]
     with engine.connect() as conn:
@@ -125,7 +125,8 @@ def set_user_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
         return
-    from optuna.storages._rdb.models import TrialUserAttributeModel  # RDB storages only
+    # Start-up time: only RDB storages need these (and SQLAlchemy with them).
+    from optuna.storages._rdb.models import TrialUserAttributeModel
     from optuna.storages._rdb.storage import _create_scoped_session
 
     with _create_scoped_session(backend.scoped_session) as session:

@@ -6,6 +6,7 @@ import logging
 import sys
 
 import click
+import optuna
 
 from tuner._version import __version__
 from tuner.cli import catalog, dashboard, diagnose, inspect, model, report, run, worker
@@ -19,8 +20,6 @@ from tuner.errors import TunerError
 def cli(ctx: click.Context, debug: bool) -> None:
     """Hyperparameter studies from a YAML spec: run, resume, inspect, dashboard."""
     ctx.obj = {"debug": debug}
-    import optuna
-
     # tuner prints its own progress; Optuna's per-trial INFO lines would duplicate it.
     optuna.logging.set_verbosity(logging.DEBUG if debug else logging.ERROR)
 

@@ -7,13 +7,13 @@ import json
 import click
 
 from tuner.cli.common import out
-from tuner.spec import StudySpec
 
 
 @click.command()
 def models() -> None:
     """List the model catalog with each model's default search space."""
-    from tuner.models import all_entries  # start-up time: scikit-learn comes with it
+    # Start-up time: scikit-learn comes with the catalog and the search package.
+    from tuner.models import all_entries
     from tuner.search import describe
 
     console = out()
@@ -32,6 +32,8 @@ def models() -> None:
 @click.command()
 def schema() -> None:
     """Print the JSON Schema of study files (for editor validation and completion)."""
+    from tuner.spec import StudySpec  # start-up time: pydantic builds the spec models
+
     document = StudySpec.model_json_schema()
     document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     document["title"] = "tuner study spec"

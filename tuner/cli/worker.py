@@ -13,7 +13,6 @@ from rich.table import Table
 from tuner.cli.common import STORAGE_ENV, locate, out, storage_file_option, storage_value
 from tuner.engine import diagnose_storage
 from tuner.engine import repair as repair_trials
-from tuner.spec import load_spec
 from tuner.store import DEFAULT_HEARTBEAT, Heartbeat, redact, resolve_url, storage_url
 
 _heartbeat_option = click.option(
@@ -69,6 +68,7 @@ def worker(
     the command line with $TUNER_STORAGE or --storage-file.
     """
     from tuner.engine import WorkerJob, run_worker  # start-up time: scikit-learn comes with it
+    from tuner.spec import load_spec
 
     logging.basicConfig(format="tuner worker: %(message)s", level=logging.WARNING, stream=sys.stderr)
     heartbeat = _heartbeat(interval, grace)

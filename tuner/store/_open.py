@@ -169,7 +169,7 @@ def _with_schema_retries(open_: Callable[[], Any], attempts: int = 5) -> Any:
     or a reader polling a study that is starting) both try to create Optuna's tables; the loser
     fails on the version table's unique key although the schema is then complete.
     """
-    from sqlalchemy.exc import IntegrityError, OperationalError  # RDB storages only
+    from sqlalchemy.exc import IntegrityError, OperationalError  # start-up time: only RDB storages need it
 
     for attempt in range(attempts):
         try:
@@ -185,7 +185,7 @@ def _relax_sqlite_sync(storage: Any) -> None:
     # In WAL mode synchronous=NORMAL survives a crash or kill -9 of any process; only a power cut
     # can lose the last commits. Optuna commits several times per trial, and FULL (the default)
     # syncs the disk on each of them.
-    from sqlalchemy import event  # RDB storages only
+    from sqlalchemy import event  # start-up time: only RDB storages need it
 
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.execute("PRAGMA synchronous=NORMAL")

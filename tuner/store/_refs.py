@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tuner.spec import load_spec
 from tuner.store._urls import resolve_url
 
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -35,6 +34,8 @@ def storage_url(value: str | None) -> str:
     if value is None:
         return resolve_url(None, base_dir=Path.cwd())
     if "://" not in value and is_spec_file(value):
+        from tuner.spec import load_spec  # start-up time: `tuner list` and `show NAME` parse no spec
+
         spec = load_spec(value)
         return resolve_url(spec.storage, base_dir=spec.base_dir)
     if "://" not in value and Path(value).is_dir():
@@ -53,6 +54,8 @@ def split_ref(ref: str) -> tuple[str, str | None]:
 def resolve_ref(ref: str | Path, *, storage: str | None = None) -> StudyRef:
     """A study reference → :class:`StudyRef`; ``storage`` overrides a spec's own storage."""
     if is_spec_file(ref):
+        from tuner.spec import load_spec  # start-up time: `tuner list` and `show NAME` parse no spec
+
         spec = load_spec(ref)
         url = storage_url(storage) if storage else resolve_url(spec.storage, base_dir=spec.base_dir)
         return StudyRef(spec.name, url, Path(ref))

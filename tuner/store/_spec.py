@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tuner.store.schema as schema
 from tuner.errors import StorageError
-from tuner.spec import StudySpec, load_spec
+
+if TYPE_CHECKING:
+    from tuner.spec import StudySpec
 
 
 def stored_spec(attrs: dict[str, Any], *, name: str, spec_file: Path | None = None) -> StudySpec:
@@ -25,6 +27,8 @@ def stored_spec(attrs: dict[str, Any], *, name: str, spec_file: Path | None = No
             f"study {name!r} has no stored tuner spec (user attribute {schema.SPEC!r}), so it was not created by "
             "`tuner run`. Refit needs the spec: run the study with tuner, or refit in Python from its params."
         )
+    from tuner.spec import load_spec  # start-up time: `tuner list` and `show` parse no spec
+
     spec = load_spec(json.loads(attrs[schema.SPEC]))
     if spec_file is not None:
         origin: Path | None = spec_file.resolve()
