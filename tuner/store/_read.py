@@ -58,7 +58,7 @@ def list_studies(url: str) -> list[StudyRow]:
                 metric=str(summary.user_attrs.get(schema.METRIC, "-")),
                 n_trials=len(trials),
                 n_complete=len(complete),
-                best_value=_best_value(study),
+                best_value=None if (best := best_trial(study)) is None else best.value,
                 started=summary.datetime_start,
             )
         )
@@ -169,16 +169,6 @@ def snapshot(study: optuna.Study, url: str) -> StudySnapshot:
 def read_study(name: str, url: str) -> StudySnapshot:
     """Load study ``name`` from ``url`` and read it into a :class:`StudySnapshot`."""
     return snapshot(load_study(name, url), url)
-
-
-def _best_value(study: optuna.Study) -> float | None:
-    if len(study.directions) > 1:
-        return None
-    try:
-        value = study.best_value
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
 
 
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
