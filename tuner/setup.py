@@ -32,7 +32,7 @@ from tuner.cv import (
 from tuner.data import Dataset, check_groups, load_dataset, make_preprocessor, scoring_groups
 from tuner.errors import SpecError, did_you_mean
 from tuner.metrics import Metric, check_metric, default_metric, get_metric
-from tuner.models import ModelEntry, get_model
+from tuner.models import ModelEntry, get_model, is_registered, model_names
 from tuner.search import FULL, Space, levels, merge, pruner_defaults, suggest
 from tuner.seeds import seed_for
 from tuner.spec import StudySpec
@@ -161,6 +161,7 @@ def build(spec: StudySpec, *, data: Any = None) -> StudyContext:
             :class:`~tuner.errors.CatalogError` naming the field to fix.
     """
     label = spec.label
+    _check_model_name(spec)
     dataset = load_dataset(
         spec.data, base_dir=spec.base_dir, label=label, frame=data, fairness_groups=spec.fairness.groups
     )
@@ -208,6 +209,17 @@ def build(spec: StudySpec, *, data: Any = None) -> StudyContext:
         holdout=holdout,
         baseline=baseline_score(dataset, cv, metric),
         score_groups=score_groups,
+    )
+
+
+def _check_model_name(spec: StudySpec) -> None:
+    """An unknown catalog name is a spec error (its file, line and field), found before the data loads."""
+    name = spec.model
+    if ":" in name or is_registered(name):
+        return  # `pkg.module:factory` imports, and known entries, are resolved by get_model
+    choices = model_names()
+    raise spec.field_error(
+        "model", f"unknown model {name!r}.{did_you_mean(name, choices)} Expected one of: {', '.join(choices)}"
     )
 
 

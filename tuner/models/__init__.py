@@ -16,6 +16,7 @@ from tuner.models._registry import (
     flt,
     get_model,
     integer,
+    is_registered,
     model_names,
     register_model,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "flt",
     "get_model",
     "integer",
+    "is_registered",
     "model_names",
     "register_model",
 ]

@@ -186,6 +186,11 @@ def add_entry(entry: ModelEntry) -> None:
     _REGISTRY[entry.name] = entry
 
 
+def is_registered(name: str) -> bool:
+    """Whether the catalog has an entry of this name (installed or not)."""
+    return name in _REGISTRY
+
+
 def model_names() -> list[str]:
     return sorted(name for name, entry in _REGISTRY.items() if entry.available)
 

@@ -26,10 +26,23 @@ def format_errors(
     messages = []
     for error in exc.errors():
         loc = prefix + _clean_loc(error["loc"])
-        field = ".".join(str(part) for part in loc) or "(top level)"
-        line = _line_of(text, loc) if text else None
-        where = f"{label}, line {line}" if line else label
-        messages.append(f"{where}, field {field!r}: {_describe(error, loc, root)}")
+        messages.append(_problem(label, text, loc, _describe(error, loc, root)))
+    return _paragraph(messages)
+
+
+def field_problem(label: str, text: str | None, loc: tuple[int | str, ...], message: str) -> str:
+    """The message of a :class:`~tuner.errors.SpecError` for one field found wrong after validation."""
+    return _paragraph([_problem(label, text, loc, message)])
+
+
+def _problem(label: str, text: str | None, loc: tuple[int | str, ...], message: str) -> str:
+    field = ".".join(str(part) for part in loc) or "(top level)"
+    line = _line_of(text, loc) if text else None
+    where = f"{label}, line {line}" if line else label
+    return f"{where}, field {field!r}: {message}"
+
+
+def _paragraph(messages: list[str]) -> str:
     plural = "s" if len(messages) > 1 else ""
     return (
         f"Invalid study spec ({len(messages)} problem{plural}): "

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from pydantic.json_schema import SkipJsonSchema
 
 from tuner.errors import SpecError, did_you_mean
-from tuner.spec._errors import format_errors
+from tuner.spec._errors import field_problem, format_errors
 from tuner.spec._names import (
     AUGMENT_PREFIX,
     BALANCE_KEY,
@@ -459,6 +459,20 @@ class StudySpec(_Frozen):
             except ValidationError as exc:
                 raise SpecError(format_errors(exc, self.label, None, root=StudySpec, prefix=("budget",))) from None
         return self.model_copy(update=update)
+
+    def field_error(self, field: str, message: str) -> SpecError:
+        """A :class:`SpecError` for ``field`` (dotted) found wrong after validation, naming its file and line.
+
+        For checks that need more than the spec (the model catalog, the data), made by later layers.
+        """
+        text = None
+        if self.spec_path is not None and self.spec_path.is_file():
+            try:
+                text = self.spec_path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                text = None
+        loc = tuple(int(part) if part.isdigit() else part for part in field.split("."))
+        return SpecError(field_problem(self.label, text, loc, message))
 
     def to_json(self) -> str:
         """Canonical JSON of the spec (stable key order, so its hash is stable)."""
