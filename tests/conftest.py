@@ -1,7 +1,12 @@
-"""Shared fixtures: tiny specs written to a temp folder, and the CLI run in-process."""
+"""Shared fixtures: tiny specs written to a temp folder, the CLI run in-process, studies with fast
+custom objectives, and ``python -m tuner`` processes that never outlive their test."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -10,6 +15,8 @@ from typing import Any
 
 import pytest
 import yaml
+from support import Study, start_tuner
+from support import make_study as _make_study
 
 from tuner.cli import main
 
@@ -90,3 +97,35 @@ def scratch_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     from tuner.models import _registry as registry
 
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+
+
+@pytest.fixture
+def make_study(tmp_path: Path) -> Callable[..., Study]:
+    """``make_study(objective, n_trials=…, storage=…, budget=…)``: a spec in ``tmp_path`` whose objective is
+    one of ``support.OBJECTIVES`` (iris data, a random sampler; each trial takes milliseconds)."""
+
+    def make(objective: str, *, n_trials: int, folder: Path | None = None, **options: Any) -> Study:
+        return _make_study(folder or tmp_path, objective, n_trials=n_trials, **options)
+
+    return make
+
+
+@pytest.fixture
+def tuner_process() -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """``tuner_process(*args, env=…, new_session=…)`` starts ``python -m tuner ARGS``; whatever still runs
+    when the test ends is killed (with its process group when it has its own session)."""
+    started: list[tuple[subprocess.Popen[str], bool]] = []
+
+    def start(*args: Any, env: dict[str, str] | None = None, new_session: bool = False) -> subprocess.Popen[str]:
+        process = start_tuner(*map(str, args), env=env, new_session=new_session)
+        started.append((process, new_session))
+        return process
+
+    yield start
+    for process, new_session in started:
+        if new_session:  # the group: its workers too, even when the parent is gone already
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+        elif process.poll() is None:
+            process.kill()
+        process.communicate()

@@ -9,26 +9,23 @@ import signal
 
 import pytest
 from optuna.trial import TrialState
+from support import check_contiguous, wait_for
 
 import tuner
-from faults.support import check_contiguous, make_study, tuner_process, wait_for
 from tuner.errors import TooManyFailures
 
 
-def test_ctrl_c_stops_every_worker_and_leaves_no_running_trial(tmp_path):
-    study = make_study(tmp_path, "slow", n_trials=10)
-    run = tuner_process("run", str(study.spec), "--jobs", "2", new_session=True)  # its own group, like a terminal
-    try:
-        wait_for(
-            lambda: study.states().get("COMPLETE", 0) >= 1 and study.states().get("RUNNING", 0) == 2,
-            what="both workers running a trial",
-        )
-        os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the parent and its workers
-        _out, err = run.communicate(timeout=60)
-    finally:
-        if run.poll() is None:
-            os.killpg(run.pid, signal.SIGKILL)
-            run.communicate()
+@pytest.mark.slow
+def test_ctrl_c_stops_every_worker_and_leaves_no_running_trial(make_study, tuner_process):
+    study = make_study("held", n_trials=10)
+    study.hold(from_number=1)  # trial 0 completes; then each worker holds a trial until Ctrl-C
+    run = tuner_process("run", study.spec, "--jobs", "2", new_session=True)  # its own group, like a terminal
+    wait_for(
+        lambda: study.states().get("COMPLETE", 0) >= 1 and study.states().get("RUNNING", 0) == 2,
+        what="both workers running a trial",
+    )
+    os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the parent and its workers
+    _out, err = run.communicate(timeout=60)
     assert run.returncode == 130, err
     assert "Traceback" not in err and "Resume with: tuner run" in err
     after = study.trials()
@@ -37,6 +34,7 @@ def test_ctrl_c_stops_every_worker_and_leaves_no_running_trial(tmp_path):
     assert stopped and all(t.user_attrs.get("interrupted") for t in stopped)
     kept = {t.number: t.value for t in after if t.state == TrialState.COMPLETE}
 
+    study.release()
     tuner.run_study(study.spec)
     final = study.trials()
     check_contiguous(final)
@@ -45,8 +43,8 @@ def test_ctrl_c_stops_every_worker_and_leaves_no_running_trial(tmp_path):
     assert {t.number: t.value for t in complete if t.number in kept} == kept
 
 
-def test_objective_errors_nan_inf_and_none_fail_their_trial_and_the_study_goes_on(tmp_path, run_cli):
-    study = make_study(tmp_path, "flaky", n_trials=15)
+def test_objective_errors_nan_inf_and_none_fail_their_trial_and_the_study_goes_on(make_study, run_cli):
+    study = make_study("flaky", n_trials=15)
     result = tuner.run_study(study.spec, n_jobs=2)
     trials = study.trials()
     assert len(trials) == 15 and result.ran == 15
@@ -60,8 +58,8 @@ def test_objective_errors_nan_inf_and_none_fail_their_trial_and_the_study_goes_o
     assert all(t["value"] is None or math.isfinite(t["value"]) for t in exported)
 
 
-def test_max_failures_in_a_row_across_workers_stops_with_the_first_error(tmp_path, run_cli):
-    study = make_study(tmp_path, "broken", n_trials=100, budget={"max_failures": 4})
+def test_max_failures_in_a_row_across_workers_stops_with_the_first_error(make_study, run_cli):
+    study = make_study("broken", n_trials=100, budget={"max_failures": 4})
     with pytest.raises(TooManyFailures, match=r"4 trials in a row failed.*RuntimeError: broken \d"):
         tuner.run_study(study.spec, n_jobs=2)
     ran = len(study.trials())
@@ -72,8 +70,8 @@ def test_max_failures_in_a_row_across_workers_stops_with_the_first_error(tmp_pat
     assert cli.code == 2 and "in a row failed" in cli.err and "Traceback" not in cli.err
 
 
-def test_unreachable_storage_is_a_clear_error_without_the_password(tmp_path, run_cli):
-    study = make_study(tmp_path, "fast", n_trials=4)
+def test_unreachable_storage_is_a_clear_error_without_the_password(tmp_path, make_study, run_cli):
+    study = make_study("fast", n_trials=4)
     secret = "hunter2-do-not-print"
     url_file = tmp_path / "storage.url"
     url_file.write_text(f"postgresql://tuner:{secret}@127.0.0.1:9/nowhere\n")
@@ -83,9 +81,10 @@ def test_unreachable_storage_is_a_clear_error_without_the_password(tmp_path, run
     assert secret not in result.err + result.out and "Traceback" not in result.err
 
 
-def test_dask_local_cluster_with_two_workers_reaches_the_budget(tmp_path, run_cli):
+@pytest.mark.slow
+def test_dask_local_cluster_with_two_workers_reaches_the_budget(make_study, run_cli):
     pytest.importorskip("distributed")
-    study = make_study(tmp_path, "fast", n_trials=12)
+    study = make_study("fast", n_trials=12)
     result = run_cli("run", study.spec, "--dask", "local", "--jobs", "2", "-q")
     assert result.code == 0, result.err
     trials = study.trials()

@@ -1,8 +1,15 @@
-"""Helpers for the fault and service tests: fast objectives, specs next to them, worker processes."""
+"""Helpers shared by the tests that run studies with workers: objectives that wait on events, specs
+next to them, ``python -m tuner`` processes, waiting on a condition, and the checks after a crash.
+
+The fixtures that hand these out (``make_study``, ``tuner_process``) live in ``tests/conftest.py``.
+No helper synchronises by sleeping: objectives hold a trial until a file appears, tests wait until
+the storage shows a state.
+"""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -21,32 +28,60 @@ from optuna.trial import TrialState
 from tuner.engine import mark_worker
 from tuner.store import Heartbeat, open_storage, resolve_url
 
-# Objectives the tests choose from; each takes milliseconds unless it sleeps on purpose.
-OBJECTIVES = """
-import math
+# How long anything in a test may wait for an event before it counts as never coming.
+PATIENCE_S = 120.0
+
+# Objectives the tests choose from. Each takes milliseconds; where a test needs a trial to stay
+# RUNNING (to kill its worker, to press Ctrl-C, to read the study mid-run), the trial waits for a
+# file the test writes, never for a length of time.
+OBJECTIVES = f"""
 import time
+from pathlib import Path
+
+PATIENCE_S = {PATIENCE_S}
+
+
+def _wait_for_file(path, what):
+    deadline = time.monotonic() + PATIENCE_S
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{{what}}: {{path.name}} did not appear within {{PATIENCE_S}} s")
+        time.sleep(0.02)
+
+
+def _is_worker_process():
+    import multiprocessing
+
+    return multiprocessing.parent_process() is not None
 
 
 def fast(trial, ctx):
     return trial.suggest_float("x", 0, 1)
 
 
-def slow(trial, ctx):
+def held(trial, ctx):
+    # Trials numbered from the one in `hold_from` (Study.hold) wait until `release` exists (Study.release).
     x = trial.suggest_float("x", 0, 1)
-    time.sleep(0.4)
+    hold = ctx.spec.base_dir / "hold_from"
+    if hold.exists() and trial.number >= int(hold.read_text()):
+        _wait_for_file(ctx.spec.base_dir / "release", f"trial {{trial.number}}")
     return x
 
 
-def stall(trial, ctx):
-    # Trial 2 runs long enough to be killed in the middle of it; its retry gets another number.
-    x = trial.suggest_float("x", 0, 1)
-    time.sleep(3.0 if trial.number == 2 else 0.1)
-    return x
+def gathers(trial, ctx):
+    # Every trial waits until budget.n_jobs worker processes have each started one, so every
+    # worker runs trials however long the others take to start.
+    import os
 
-
-def sleepy(trial, ctx):
     x = trial.suggest_float("x", 0, 1)
-    time.sleep(3.0)
+    folder = ctx.spec.base_dir / "started"
+    folder.mkdir(exist_ok=True)
+    (folder / str(os.getpid())).touch()
+    deadline = time.monotonic() + PATIENCE_S
+    while len(list(folder.iterdir())) < ctx.spec.budget.n_jobs:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {{len(list(folder.iterdir()))}} worker(s) started a trial")
+        time.sleep(0.02)
     return x
 
 
@@ -54,28 +89,30 @@ def flaky(trial, ctx):
     x = trial.suggest_float("x", 0, 1)
     outcome = trial.number % 5
     if outcome == 0:
-        raise ValueError(f"bad input in trial {trial.number}")
-    return {1: None, 2: float("nan"), 3: float("inf")}.get(outcome, x)
+        raise ValueError(f"bad input in trial {{trial.number}}")
+    return {{1: None, 2: float("nan"), 3: float("inf")}}.get(outcome, x)
 
 
 def broken(trial, ctx):
     trial.suggest_float("x", 0, 1)
-    raise RuntimeError(f"broken {trial.number}")
+    raise RuntimeError(f"broken {{trial.number}}")
 
 
 def dies_early_once(trial, ctx):
     # A worker process (never the parent, worker 0) dies at the start of its first trial from 3
     # on, before a journal file would name it on the trial; the marker file makes it happen once.
-    import multiprocessing
+    # The parent holds its own first trial from 3 on until that death, so the worker always gets
+    # there, however long it takes to start.
     import os
     import signal
 
     x = trial.suggest_float("x", 0, 1)
     marker = ctx.spec.base_dir / "died"
-    if trial.number >= 3 and multiprocessing.parent_process() is not None and not marker.exists():
-        marker.write_text(str(trial.number))
-        os.kill(os.getpid(), signal.SIGKILL)
-    time.sleep(0.3)  # slow enough that the parent has not run the whole budget before workers start
+    if trial.number >= 3 and not marker.exists():
+        if _is_worker_process():
+            marker.write_text(str(trial.number))
+            os.kill(os.getpid(), signal.SIGKILL)
+        _wait_for_file(marker, "the parent waiting for a worker to die")
     return x
 
 
@@ -83,18 +120,16 @@ def dies_at_the_end(trial, ctx):
     # The parent (worker 0) holds its trial 1 open until a worker process has died at the start of
     # its first trial, unnamed on a journal file; that trial fills the budget, so the parent's
     # loop ends before the death can be told apart from a live worker's trial.
-    import multiprocessing
     import os
     import signal
 
     x = trial.suggest_float("x", 0, 1)
     marker = ctx.spec.base_dir / "died"
-    if multiprocessing.parent_process() is not None and not marker.exists():
+    if _is_worker_process() and not marker.exists():
         marker.write_text(str(trial.number))
         os.kill(os.getpid(), signal.SIGKILL)
-    deadline = time.time() + 60
-    while trial.number == 1 and not marker.exists() and time.time() < deadline:
-        time.sleep(0.05)
+    if trial.number == 1:
+        _wait_for_file(marker, "the parent waiting for a worker to die")
     return x
 
 
@@ -103,8 +138,7 @@ def peer_fails_me(trial, ctx):
     x = trial.suggest_float("x", 0, 1)
     if trial.number == 1:
         from optuna.trial import TrialState
-        from tuner.engine import mark_worker
-        from tuner.store import Heartbeat, open_storage, resolve_url
+        from tuner.store import open_storage, resolve_url
 
         peer = open_storage(resolve_url(ctx.spec.storage, base_dir=ctx.spec.base_dir))
         peer.set_trial_state_values(trial._trial_id, TrialState.FAIL)
@@ -122,6 +156,10 @@ class Study:
     name: str
     url: str
 
+    @property
+    def folder(self) -> Path:
+        return self.spec.parent
+
     def trials(self) -> list[optuna.trial.FrozenTrial]:
         storage = open_storage(self.url)
         return optuna.load_study(study_name=self.name, storage=storage).get_trials()
@@ -129,6 +167,17 @@ class Study:
     def states(self) -> dict[str, int]:
         trials = self.trials()
         return {s.name: sum(t.state == s for t in trials) for s in TrialState if any(t.state == s for t in trials)}
+
+    def hold(self, from_number: int) -> None:
+        """With the ``held`` objective: trials numbered ``from_number`` on wait for :meth:`release`."""
+        (self.folder / "hold_from").write_text(str(from_number))
+
+    def release(self) -> None:
+        (self.folder / "release").touch()
+
+    def marker(self) -> int:
+        """The trial number a ``dies_*`` objective wrote before its worker killed itself."""
+        return int((self.folder / "died").read_text())
 
 
 def make_study(
@@ -180,28 +229,43 @@ def silent_remote_trial(study: Study, heartbeat: Heartbeat) -> optuna.Trial:
     return trial
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
+def wait_for(predicate: Callable[[], bool], timeout: float = PATIENCE_S, what: str = "condition") -> None:
+    """Poll ``predicate`` until it holds (an exception counts as not yet: the storage may not exist yet)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             if predicate():
                 return
-        except Exception:  # the storage may not exist yet
+        except Exception:
             pass
-        time.sleep(0.1)
+        time.sleep(0.05)
     raise AssertionError(f"{what} not reached within {timeout} s")
 
 
-def tuner_process(*args: str, env: dict[str, str] | None = None, new_session: bool = False) -> subprocess.Popen[str]:
-    """``python -m tuner ARGS`` as a child process (stdout/stderr piped)."""
+def start_tuner(*args: str, env: dict[str, str] | None = None, new_session: bool = False) -> subprocess.Popen[str]:
+    """``python -m tuner ARGS`` as a child process (stdout/stderr piped); see the ``tuner_process`` fixture."""
     return subprocess.Popen(
-        [sys.executable, "-m", "tuner", *args],
+        [sys.executable, "-m", "tuner", *map(str, args)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         start_new_session=new_session,
     )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def dead_pid() -> int:
+    """The PID of a process that has exited (and been reaped)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
 
 
 def running_by(study: Study, pid: int) -> list[optuna.trial.FrozenTrial]:
@@ -211,6 +275,16 @@ def running_by(study: Study, pid: int) -> list[optuna.trial.FrozenTrial]:
         for t in study.trials()
         if t.state == TrialState.RUNNING and (t.system_attrs.get("tuner:worker") or {}).get("pid") == pid
     ]
+
+
+def last_beat(storage: optuna.storages.BaseStorage, trial_id: int) -> Any:
+    """When the trial's worker last beat: Optuna's heartbeat row on RDB storages (the database's clock),
+    the ``beat`` of the trial's worker attribute on journal storages; None before the first beat."""
+    from tuner import _optuna
+
+    if isinstance(storage, optuna.storages.RDBStorage):
+        return _optuna.heartbeat_table(storage)[1].get(trial_id)
+    return (storage.get_trial(trial_id).system_attrs.get("tuner:worker") or {}).get("beat")
 
 
 def check_contiguous(trials: list[optuna.trial.FrozenTrial]) -> None:

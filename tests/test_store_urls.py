@@ -1,12 +1,10 @@
-"""Storage URLs: passwords redacted everywhere, URLs read from files, pickling checked up front."""
+"""Storage URLs (``tuner/store/_urls.py``): passwords redacted everywhere, URLs read from files."""
 
 from __future__ import annotations
 
 import pytest
 
-import tuner
-from faults.support import make_study
-from tuner.errors import StorageError, TunerError
+from tuner.errors import StorageError
 from tuner.store import read_url_file, redact
 
 
@@ -34,10 +32,3 @@ def test_the_url_file_gives_its_first_url_and_bad_files_are_clear_errors(tmp_pat
         read_url_file(path)
     with pytest.raises(StorageError, match="cannot read the storage URL"):
         read_url_file(tmp_path / "missing")
-
-
-def test_an_objective_worker_processes_cannot_import_is_refused_before_any_trial(tmp_path):
-    study = make_study(tmp_path, "fast", n_trials=4)
-    with pytest.raises(TunerError, match="module-level function"):
-        tuner.run_study(study.spec, n_jobs=2, objective=lambda trial, ctx: trial.suggest_float("x", 0, 1))
-    assert study.trials() == []
