@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support import free_port
 
 from tuner import run_study
 from tuner.refit import refit_best
@@ -95,12 +95,6 @@ def study_spec(tmp_path_factory) -> Path:
     return spec
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _wait_until(check, timeout: float, what: str, driver=None):
     deadline = time.monotonic() + timeout
     while True:
@@ -118,7 +112,7 @@ def _wait_until(check, timeout: float, what: str, driver=None):
 
 @pytest.fixture
 def dashboard(study_spec, tmp_path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "dashboard.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "tuner", "dashboard", "--storage", str(study_spec), "--port", str(port)],
