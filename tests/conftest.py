@@ -14,36 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from support import Study, start_tuner
+from support import Study, start_tuner, write_spec_file
 from support import make_study as _make_study
 
+from tuner import run_study
 from tuner.cli import main
-
-# A small, fast study: logistic regression on breast_cancer, 3 folds.
-BASE_SPEC: dict[str, Any] = {
-    "name": "tiny",
-    "data": {"source": "sklearn:breast_cancer"},
-    "model": "logistic",
-    "metric": "roc_auc",
-    "cv": {"scheme": "stratified", "folds": 3},
-    "sampler": {"name": "tpe"},
-    "pruner": "none",
-    "budget": {"n_trials": 4},
-    "seed": 7,
-}
-
-
-def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        elif value is None:
-            out.pop(key, None)
-        else:
-            out[key] = value
-    return out
 
 
 @pytest.fixture
@@ -51,11 +26,18 @@ def write_spec(tmp_path: Path) -> Callable[..., Path]:
     """``write_spec(changes, filename)`` writes BASE_SPEC updated with ``changes`` (None deletes a key)."""
 
     def write(changes: dict[str, Any] | None = None, filename: str = "study.yaml") -> Path:
-        path = tmp_path / filename
-        path.write_text(yaml.safe_dump(_merge(BASE_SPEC, changes or {}), sort_keys=False))
-        return path
+        return write_spec_file(tmp_path, changes, filename)
 
     return write
+
+
+@pytest.fixture(scope="session")
+def holdout_spec(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tuned study of the tiny spec with a quarter of the rows held out, shared by the refit, model-file
+    and stored-spec tests (each writes its own files)."""
+    spec = write_spec_file(tmp_path_factory.mktemp("refit"), {"cv": {"holdout_test": 0.25}, "sampler": None})
+    run_study(spec)
+    return spec
 
 
 @dataclass

@@ -1,9 +1,9 @@
-"""Helpers shared by the tests that run studies with workers: objectives that wait on events, specs
-next to them, ``python -m tuner`` processes, waiting on a condition, and the checks after a crash.
+"""Helpers shared by the tests: the tiny CV spec, fast objectives that wait on events, specs next to
+them, ``python -m tuner`` processes, waiting on a condition, and the checks after a crash.
 
-The fixtures that hand these out (``make_study``, ``tuner_process``) live in ``tests/conftest.py``.
-No helper synchronises by sleeping: objectives hold a trial until a file appears, tests wait until
-the storage shows a state.
+The fixtures that hand these out (``write_spec``, ``make_study``, ``tuner_process``) live in
+``tests/conftest.py``. No helper synchronises by sleeping: objectives hold a trial until a file
+appears, tests wait until the storage shows a state.
 """
 
 from __future__ import annotations
@@ -27,6 +27,45 @@ from optuna.trial import TrialState
 
 from tuner.engine import mark_worker
 from tuner.store import Heartbeat, open_storage, resolve_url
+
+# A small, fast study: logistic regression on breast_cancer, 3 folds.
+BASE_SPEC: dict[str, Any] = {
+    "name": "tiny",
+    "data": {"source": "sklearn:breast_cancer"},
+    "model": "logistic",
+    "metric": "roc_auc",
+    "cv": {"scheme": "stratified", "folds": 3},
+    "sampler": {"name": "tpe"},
+    "pruner": "none",
+    "budget": {"n_trials": 4},
+    "seed": 7,
+}
+
+
+def merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``base`` updated with ``changes``, nested dicts merged; a None value deletes the key."""
+    out = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        elif value is None:
+            out.pop(key, None)
+        else:
+            out[key] = value
+    return out
+
+
+def write_spec_file(folder: Path, changes: dict[str, Any] | None = None, filename: str = "study.yaml") -> Path:
+    """Write BASE_SPEC updated with ``changes`` to ``folder / filename`` (the ``write_spec`` fixture's work)."""
+    path = folder / filename
+    path.write_text(yaml.safe_dump(merge(BASE_SPEC, changes or {}), sort_keys=False))
+    return path
+
+
+def sqlite_url(folder: Path) -> str:
+    """The URL of the default storage of specs in ``folder`` (``tuner.db`` next to them)."""
+    return f"sqlite:///{folder / 'tuner.db'}"
+
 
 # How long anything in a test may wait for an event before it counts as never coming.
 PATIENCE_S = 120.0

@@ -1,4 +1,4 @@
-"""Data sources and shaping: bundled sets, CSV, Parquet, DataFrames, column selection, encoding."""
+"""Data (``tuner/data.py``), sources and shaping: bundled sets, CSV, Parquet, DataFrames, column selection, encoding."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 from optuna.trial import TrialState
+from support import sqlite_url
 
 import tuner
 from tuner.data import load_dataset, make_preprocessor
@@ -198,7 +199,7 @@ def test_dataframe_passed_from_python(tmp_path):
     groups = result.context.dataset.groups
     for train, val in result.context.splits:
         assert not set(groups[train]) & set(groups[val])
-    stored = optuna.load_study(study_name="data-run", storage=f"sqlite:///{tmp_path / 'tuner.db'}")
+    stored = optuna.load_study(study_name="data-run", storage=sqlite_url(tmp_path))
     assert len(stored.trials) == 2
 
 

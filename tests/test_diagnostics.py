@@ -1,3 +1,6 @@
+"""Diagnostics (``tuner/diagnostics``): overfit and underfit flags, the train-validation gap, per-group
+scores, the learning curve, the data summary, and ``tuner diagnose``."""
+
 from __future__ import annotations
 
 import json
@@ -8,6 +11,7 @@ import pytest
 from frames import classification, run, study_spec, with_groups
 from sklearn.base import clone
 from sklearn.metrics import accuracy_score
+from support import sqlite_url
 
 from tuner.cv import FoldLog, FoldScores
 from tuner.diagnostics import flags, learning_curve, summarize
@@ -155,7 +159,7 @@ def test_diagnose_cli_prints_flags_groups_and_the_learning_curve(tmp_path, run_c
     assert report["curve"]["points"][-1]["val_scores"] == pytest.approx(report["best"]["user_attrs"]["val_scores"])
     assert report["n_complete"] == 3
     assert set(report["best"]["user_attrs"]["group_scores"]) == {"a", "b"}
-    stored = optuna.load_study(study_name="cli", storage=f"sqlite:///{tmp_path / 'tuner.db'}").user_attrs
+    stored = optuna.load_study(study_name="cli", storage=sqlite_url(tmp_path)).user_attrs
     curve = stored["tuner:learning_curve"]  # kept on the study for `tuner report`
     assert curve["train_sizes"] == [p["rows"] for p in report["curve"]["points"]]
     assert curve["trial"] == report["best"]["number"]

@@ -1,4 +1,4 @@
-"""The model catalog: one contract every entry meets for every task, and user-added models."""
+"""The model catalog (``tuner/models``): one contract every entry meets for every task, and user-added models."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import numpy as np
 import optuna
 import pytest
 from optuna.trial import TrialState
+from support import sqlite_url
 
 import tuner
 from tuner.errors import CatalogError, SpecError
@@ -221,7 +222,7 @@ def test_custom_model_import_path_from_the_cli(tmp_path, write_spec, run_cli):
 
     result = run_cli("run", spec, "-q")
     assert result.code == 0, result.err
-    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'tuner.db'}")
+    study = optuna.load_study(study_name="tiny", storage=sqlite_url(tmp_path))
     assert study.user_attrs["tuner:model"] == "somepkg.mod:factory"
     trials = study.get_trials()
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 3

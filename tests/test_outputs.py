@@ -1,4 +1,5 @@
-"""``tuner export`` formats and safe output paths (no overwrite without --force, no escaping the folder)."""
+"""Output files (``tuner/outputs.py``): ``tuner export`` formats and safe output paths (no overwrite without
+--force, no escaping the folder)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import optuna
 import pandas as pd
 import pytest
 import yaml
+from support import sqlite_url
 
 from tuner import run_study
 from tuner.errors import OutputError
@@ -39,7 +41,7 @@ def test_export_parquet_has_one_row_per_trial(study_spec, tmp_path, run_cli):
     result = run_cli("export", study_spec, "--format", "parquet", "--out", out)
     assert result.code == 0, result.err
     frame = pd.read_parquet(out)
-    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{study_spec.parent / 'tuner.db'}")
+    study = optuna.load_study(study_name="tiny", storage=sqlite_url(study_spec.parent))
     assert list(frame["number"]) == [t.number for t in study.trials]
     assert list(frame["value"]) == [t.value for t in study.trials]
     assert [json.loads(v) for v in frame["user_attrs_val_scores"]] == [t.user_attrs["val_scores"] for t in study.trials]
@@ -67,7 +69,7 @@ def test_export_into_a_folder_uses_the_study_name_and_keeps_existing_files(study
 
 
 def test_a_study_name_cannot_lead_out_of_the_folder(tmp_path, run_cli):
-    url = f"sqlite:///{tmp_path / 'tuner.db'}"
+    url = sqlite_url(tmp_path)
     optuna.create_study(study_name="../escape", storage=url)
     folder = tmp_path / "exports"
     folder.mkdir()

@@ -1,4 +1,7 @@
-"""The study file: shorthands, overrides, precise errors, immutability, hashing and the JSON Schema."""
+"""The study spec (``tuner/spec``): shorthands, overrides, precise errors, immutability, hashing, and typed
+overrides (``run_study(n_trials=…)``, ``tuner run --n-trials``) checked against their field, never parsed again.
+
+``tuner schema`` is in ``test_cli_catalog.py``; the closed sets of names in ``test_spec_names.py``."""
 
 from __future__ import annotations
 
@@ -7,9 +10,10 @@ import textwrap
 
 import pytest
 import yaml
-from conftest import BASE_SPEC
 from pydantic import ValidationError
+from support import BASE_SPEC
 
+import tuner
 from tuner.errors import SpecError
 from tuner.spec import ParamSpec, StudySpec, load_spec
 
@@ -246,15 +250,32 @@ def test_to_json_round_trips():
 # --- JSON Schema -------------------------------------------------------------------------------
 
 
-def test_tuner_schema_prints_a_json_schema(run_cli):
-    result = run_cli("schema")
-    assert result.code == 0, result.err
-    schema = json.loads(result.out)
-    properties = schema["properties"]
-    assert {"name", "data", "model", "space", "cv", "metric", "sampler", "pruner", "budget", "seed"} <= set(properties)
-    assert "spec_path" not in properties
-    assert schema["additionalProperties"] is False
-    assert set(schema["required"]) == {"name", "data", "model"}
-    param = schema["$defs"]["ParamSpec"]
-    assert set(param["properties"]["type"]["enum"]) == {"float", "int", "categorical", "fixed"}
-    assert schema == {**StudySpec.model_json_schema(), "$schema": schema["$schema"], "title": schema["title"]}
+def test_replace_sets_typed_values_and_keeps_the_rest(write_spec):
+    spec = load_spec(write_spec())
+    changed = spec.replace(n_trials=3, timeout=9.5, seed=11, name="other")
+    assert (changed.budget.n_trials, changed.budget.timeout, changed.seed, changed.name) == (3, 9.5, 11, "other")
+    assert changed.data is spec.data and changed.space == spec.space and changed.spec_path == spec.spec_path
+    assert spec.replace() is spec
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [({"n_trials": 0}, "budget.n_trials"), ({"timeout": -1.0}, "budget.timeout"), ({"name": "a@b"}, "name")],
+)
+def test_a_bad_typed_value_names_its_field(write_spec, changes, field):
+    spec = load_spec(write_spec())
+    with pytest.raises(SpecError, match=rf"field '{field}'"):
+        spec.replace(**changes)
+
+
+def test_a_spec_passed_in_is_not_parsed_again(write_spec, monkeypatch):
+    spec = load_spec(write_spec({"budget": {"n_trials": 2}}))
+    assert load_spec(spec) is spec
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the spec was validated again")
+
+    monkeypatch.setattr(StudySpec, "model_validate", refuse)
+    result = tuner.run_study(spec, n_trials=3, seed=5)
+    assert result.spec.budget.n_trials == 3 and result.spec.seed == 5
+    assert len(result.study.trials) == 3

@@ -1,3 +1,6 @@
+"""Targets (``tuner/targets.py``): what a study optimises: the metric, a penalised metric, the worst group's
+score, several objectives with a Pareto front, and constraints."""
+
 from __future__ import annotations
 
 import json
@@ -6,6 +9,7 @@ import optuna
 import pandas as pd
 import pytest
 from frames import classification, run, study_spec, with_groups
+from support import sqlite_url
 
 from tuner.errors import SpecError
 from tuner.spec import load_spec
@@ -106,7 +110,7 @@ def test_multi_objective_study_reports_a_pareto_front(tmp_path, run_cli):
     ran = run_cli("run", spec_path, "-q")
     assert ran.code == 0, ran.err
     assert "on the Pareto front" in ran.out
-    study = optuna.load_study(study_name="multi", storage=f"sqlite:///{tmp_path / 'tuner.db'}")
+    study = optuna.load_study(study_name="multi", storage=sqlite_url(tmp_path))
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
     front = pareto_front(study)
     complete = study.trials

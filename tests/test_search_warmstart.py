@@ -1,4 +1,5 @@
-"""Warm starts: known-good configurations and the best of earlier studies go first, fitted to the space."""
+"""Warm starts (``tuner/search/_warmstart.py``): known-good configurations and the best of earlier studies go
+first, fitted to the space."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Every closed set of names lives in tuner.spec as a Literal; the registries that implement them
-list exactly those names."""
+"""Names (``tuner/spec/_names.py``): every closed set of names lives in tuner.spec as a Literal; the registries
+that implement them list exactly those names."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Fold-level and multi-fidelity pruning: a clearly bad configuration stops after the first folds
-(or the lowest fidelity), a good one runs to the end; fold order; pruner options from the spec."""
+"""Pruners and fidelity levels (``tuner/search/_pruners.py``, ``_fidelity.py``), fold-level and multi-fidelity
+pruning: a clearly bad configuration stops after the first folds (or the lowest fidelity), a good one runs to
+the end; pruner options from the spec."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 from sklearn.base import BaseEstimator, ClassifierMixin
+from support import sqlite_url
 
 import tuner
-from tuner.cv import order_folds
 from tuner.errors import SpecError
 from tuner.models import ModelEntry, cat
 from tuner.models import _registry as registry
@@ -57,7 +58,7 @@ def _catalog_entry(monkeypatch: pytest.MonkeyPatch) -> None:
 def _run(write_spec, changes: dict, qualities: list[str]) -> list[optuna.trial.FrozenTrial]:
     """Run the study with these qualities enqueued in this order; returns its trials."""
     spec = write_spec({"model": "good_or_bad", "metric": "accuracy", **changes})
-    url = f"sqlite:///{Path(spec).parent / 'tuner.db'}"
+    url = sqlite_url(Path(spec).parent)
     study = optuna.create_study(study_name="tiny", storage=url, direction="maximize")
     for quality in qualities:
         study.enqueue_trial({"quality": quality})
@@ -143,36 +144,6 @@ def test_levels_follow_the_pruner_geometry():
 def test_bad_fidelity_settings_are_refused_before_any_trial(write_spec, changes, message):
     with pytest.raises(SpecError, match=message):
         tuner.run_study(write_spec(changes))
-
-
-def _split(train: range, val: range) -> tuple[np.ndarray, np.ndarray]:
-    return np.array(train), np.array(val)
-
-
-def test_time_series_folds_run_latest_first():
-    splits = [
-        _split(range(0, 10), range(10, 20)),
-        _split(range(0, 20), range(20, 30)),
-        _split(range(0, 30), range(30, 40)),
-    ]
-    ordered = order_folds(splits, "timeseries")
-    assert [int(v[0]) for _, v in ordered] == [30, 20, 10]
-
-
-def test_uneven_folds_run_largest_validation_first_and_equal_folds_keep_their_order():
-    uneven = [_split(range(0, 5), range(5, 8)), _split(range(0, 3), range(3, 8)), _split(range(0, 4), range(4, 8))]
-    assert [len(v) for _, v in order_folds(uneven, "group")] == [5, 4, 3]
-    equal = [_split(range(i, i + 2), range(10 + i, 12 + i)) for i in range(3)]
-    assert [int(t[0]) for t, _ in order_folds(equal, "kfold")] == [0, 1, 2]
-
-
-def test_the_study_uses_the_reordered_folds(write_spec):
-    spec = tuner.load_spec(write_spec({"cv": {"scheme": "timeseries", "folds": 3}, "data": {"task": "classification"}}))
-    from tuner.setup import build as build_context
-
-    context = build_context(spec)
-    ends = [int(train.max()) for train, _ in context.splits]
-    assert ends == sorted(ends, reverse=True)
 
 
 @pytest.mark.parametrize("suggest", [False, True])

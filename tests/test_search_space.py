@@ -1,4 +1,5 @@
-"""Search spaces: defaults merged with overrides, conditional parameters, and suggestions in bounds."""
+"""Search spaces (``tuner/search/_space.py``): defaults merged with overrides, conditional parameters, and
+suggestions in bounds."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``tuner report``: the HTML page, its charts, the diagnostics charts and PNG errors."""
+"""``tuner report`` (``tuner/report/_html.py``): the HTML page, its charts, the diagnostics charts and PNG errors."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 import yaml
 from optuna.distributions import FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
+from support import sqlite_url
 
 from tuner import run_study
 from tuner.errors import ReportError
@@ -52,7 +53,7 @@ def test_report_is_self_contained_with_the_optuna_charts(pruned_study, tmp_path,
     assert not re.search(r"<(script|link|img)[^>]+(src|href)=", page)
     assert len(page) > 1_000_000
     # Diagnostics charts appear exactly when the trials carry the data; otherwise the page says why.
-    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{pruned_study.parent / 'tuner.db'}")
+    study = optuna.load_study(study_name="tiny", storage=sqlite_url(pruned_study.parent))
     if any("train_scores" in t.user_attrs for t in study.trials):
         assert 'id="plot-train_vs_validation"' in page and 'id="plot-gap"' in page
     else:
@@ -76,7 +77,7 @@ def test_report_default_name_and_empty_study(write_spec, tmp_path, run_cli, monk
     import optuna
 
     monkeypatch.chdir(tmp_path)
-    optuna.create_study(study_name="empty", storage=f"sqlite:///{tmp_path / 'tuner.db'}")
+    optuna.create_study(study_name="empty", storage=sqlite_url(tmp_path))
     result = run_cli("report", "empty")
     assert result.code == 0, result.err
     page = (tmp_path / "empty-report.html").read_text()

@@ -1,26 +1,26 @@
-"""The runner: resume, budget, reproducibility, space-change refusal, failures and Ctrl-C."""
+"""``run_study`` (``tuner/engine/_run.py``): resume, budget, reproducibility, space-change refusal,
+failures, Ctrl-C and grids.
+
+What workers on one storage share (budget, crashes, heartbeats) is in tests/contract."""
 
 from __future__ import annotations
 
 import math
-import os
 import signal
-import subprocess
-import sys
 import textwrap
-import time
 from pathlib import Path
 
 import optuna
 import pytest
 from optuna.trial import TrialState
+from support import sqlite_url, wait_for
 
 import tuner
 from tuner.errors import SpecError, TooManyFailures
 
 
 def _trials(spec_path: Path, name: str = "tiny") -> list[optuna.trial.FrozenTrial]:
-    storage = f"sqlite:///{spec_path.parent / 'tuner.db'}"
+    storage = sqlite_url(spec_path.parent)
     return optuna.load_study(study_name=name, storage=storage).get_trials()
 
 
@@ -150,69 +150,27 @@ def test_too_many_failures_in_a_row_stop_the_study_with_the_first_error(tmp_path
     assert "in a row failed" in result.err and "Traceback" not in result.err
 
 
-def test_progress_lines_show_trials_best_and_eta_when_not_a_tty(write_spec, run_cli):
-    result = run_cli("run", write_spec())
-    lines = [line for line in result.err.splitlines() if line.startswith("trial ")]
-    assert len(lines) == 4
-    assert "4/4 done" in lines[-1] and "best " in lines[-1] and "ETA" in lines[-1]
-    assert "Best trial #" in result.out
-
-
-def _wait_for(predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not reached in time")
-
-
-def test_ctrl_c_marks_the_running_trial_and_a_rerun_finishes_the_budget(tmp_path, write_spec):
-    _objective_module(
-        tmp_path,
-        """
-        import time
-
-        def objective(trial, ctx):
-            x = trial.suggest_float("x", 0, 1)
-            time.sleep(0.4)
-            return x
-        """,
-    )
-    spec = write_spec({"objective": "objmod:objective", "budget": {"n_trials": 8}})
-    db = tmp_path / "tuner.db"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tuner", "run", str(spec)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-
-    def two_complete() -> bool:
-        if not db.exists():
-            return False
-        try:
-            return sum(t.state == TrialState.COMPLETE for t in _trials(spec)) >= 2
-        except Exception:
-            return False
-
-    _wait_for(two_complete)
+@pytest.mark.slow
+def test_ctrl_c_marks_the_running_trial_and_a_rerun_finishes_the_budget(make_study, tuner_process):
+    study = make_study("held", n_trials=8)
+    study.hold(from_number=2)  # trials 0 and 1 complete, trial 2 runs until Ctrl-C
+    proc = tuner_process("run", study.spec)
+    wait_for(lambda: study.states() == {"COMPLETE": 2, "RUNNING": 1}, what="two trials complete, the third running")
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Resume with: tuner run" in err
     assert "Traceback" not in err
-    after_stop = _trials(spec)
+    after_stop = study.trials()
     assert not [t for t in after_stop if t.state == TrialState.RUNNING]
     stopped = [t for t in after_stop if t.state == TrialState.FAIL]
-    assert all(t.user_attrs.get("interrupted") for t in stopped)
+    assert [t.number for t in stopped] == [2] and all(t.user_attrs.get("interrupted") for t in stopped)
     kept = {t.number: t.value for t in after_stop if t.state == TrialState.COMPLETE}
     assert len(kept) >= 2
 
-    tuner.run_study(spec)
-    final = _trials(spec)
+    study.release()
+    tuner.run_study(study.spec)
+    final = study.trials()
     complete = [t for t in final if t.state == TrialState.COMPLETE]
     assert len(complete) == 8
     assert {n: v for n, v in ((t.number, t.value) for t in complete) if n in kept} == kept
@@ -223,7 +181,7 @@ def test_a_study_stored_before_new_spec_fields_existed_still_resumes(write_spec)
 
     spec = write_spec()
     tuner.run_study(spec, n_trials=1)
-    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{spec.parent / 'tuner.db'}")
+    study = optuna.load_study(study_name="tiny", storage=sqlite_url(spec.parent))
     old = json.loads(study.user_attrs["tuner:spec"])
     # as if written by a version that did not have these fields yet (they hold their defaults)
     old["cv"].pop("holdout_test")

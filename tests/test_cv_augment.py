@@ -1,3 +1,6 @@
+"""Augmentation (``tuner/cv/_augment.py``): class balancing, sample weights and noisy or shifted copies,
+applied to training rows only and searched like any parameter."""
+
 from __future__ import annotations
 
 from typing import Any, ClassVar

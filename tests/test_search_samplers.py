@@ -1,4 +1,4 @@
-"""Sampler settings: TPE lies about running trials only when workers share the study."""
+"""Samplers (``tuner/search/_samplers.py``): TPE lies about running trials only when workers share the study."""
 
 from __future__ import annotations
 

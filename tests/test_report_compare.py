@@ -1,4 +1,5 @@
-"""``tuner compare``: one table over studies from different storages, checked against Optuna."""
+"""``tuner compare`` (``tuner/report/_compare.py``): one table over studies from different storages, checked
+against Optuna."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ import pytest
 import yaml
 from optuna.distributions import FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
+from support import sqlite_url
 
 from tuner import run_study
 from tuner.report import compare, compare_snapshots, format_comparison
-from tuner.store import StudySnapshot, split_ref
+from tuner.store import StudySnapshot
 
 SPEC = {
     "data": {"source": "sklearn:breast_cancer"},
@@ -47,8 +49,8 @@ def study_dir(tmp_path_factory):
 @pytest.fixture
 def three_studies(study_dir):
     return {
-        "first": (study_dir / "first.yaml", f"sqlite:///{study_dir / 'tuner.db'}"),
-        "second": (study_dir / "second.yaml", f"sqlite:///{study_dir / 'tuner.db'}"),
+        "first": (study_dir / "first.yaml", sqlite_url(study_dir)),
+        "second": (study_dir / "second.yaml", sqlite_url(study_dir)),
         "third": (study_dir / "third.yaml", f"sqlite:///{study_dir / 'other' / 'runs.db'}"),
     }
 
@@ -154,19 +156,6 @@ def test_gap_worst_group_and_times_come_from_the_best_trial():
     assert row.seconds_per_trial == pytest.approx(3.0)
     markdown = format_comparison([row], "markdown")
     assert "0.9 ± 0.02 (#1)" in markdown and "| 0.05 | 0.7 | 0:10 |" in markdown
-
-
-@pytest.mark.parametrize(
-    ("ref", "expected"),
-    [
-        ("study", ("study", None)),
-        ("study@runs/a.db", ("study", "runs/a.db")),
-        ("s@postgresql://user:pw@host:5432/db", ("s", "postgresql://user:pw@host:5432/db")),
-        ("@nothing", ("@nothing", None)),
-    ],
-)
-def test_split_ref(ref, expected):
-    assert split_ref(ref) == expected
 
 
 def test_a_multi_objective_study_shows_its_pareto_trials_instead_of_a_best():

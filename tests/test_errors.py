@@ -1,4 +1,4 @@
-"""Every bad input of issue 3, through the CLI in-process.
+"""Errors (``tuner/errors.py``) as users meet them: every bad input of issue 3, through the CLI in-process.
 
 Each case must end with exit code 2 and one paragraph on stderr that starts with ``Error:``,
 names the spec file and the field, says how to fix it (or lists the valid names), shows no

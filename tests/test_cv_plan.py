@@ -1,4 +1,5 @@
-"""CV schemes: coverage, group integrity, stratification, seeds, and the checks before any trial."""
+"""The CV plan (``tuner/cv/_plan.py``): each scheme's coverage, group integrity, stratification and seeds,
+the holdout, the fold order, and the checks before any trial."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tuner.cv import make_plan, resolve_scheme
+from tuner.cv import make_plan, order_folds, resolve_scheme
 from tuner.data import Dataset
 from tuner.errors import SpecError
 from tuner.spec import CVSpec
@@ -196,3 +197,46 @@ def test_schemes_that_cannot_work_are_spec_errors(scheme, dataset, cv, fragments
 def test_folds_below_two_are_rejected_by_the_spec():
     with pytest.raises(ValueError, match="greater than or equal to 2"):
         CVSpec(folds=1)
+
+
+def _split(train: range, val: range) -> tuple[np.ndarray, np.ndarray]:
+    return np.array(train), np.array(val)
+
+
+def test_time_series_folds_run_latest_first():
+    splits = [
+        _split(range(0, 10), range(10, 20)),
+        _split(range(0, 20), range(20, 30)),
+        _split(range(0, 30), range(30, 40)),
+    ]
+    ordered = order_folds(splits, "timeseries")
+    assert [int(v[0]) for _, v in ordered] == [30, 20, 10]
+
+
+def test_uneven_folds_run_largest_validation_first_and_equal_folds_keep_their_order():
+    uneven = [_split(range(0, 5), range(5, 8)), _split(range(0, 3), range(3, 8)), _split(range(0, 4), range(4, 8))]
+    assert [len(v) for _, v in order_folds(uneven, "group")] == [5, 4, 3]
+    equal = [_split(range(i, i + 2), range(10 + i, 12 + i)) for i in range(3)]
+    assert [int(t[0]) for t, _ in order_folds(equal, "kfold")] == [0, 1, 2]
+
+
+@pytest.mark.parametrize("scheme", ["timeseries", "group"])
+def test_holdout_keeps_the_future_or_whole_groups_out(scheme):
+    from tuner.cv import make_plan
+    from tuner.data import Dataset
+    from tuner.spec import CVSpec
+
+    rows = 40
+    data = Dataset(
+        X=pd.DataFrame({"a": np.arange(rows, dtype=float)}),
+        y=np.arange(rows, dtype=float),
+        task="regression",
+        groups=np.repeat(np.arange(8), 5) if scheme == "group" else None,
+    )
+    _, tuning, test = make_plan(CVSpec(scheme=scheme, folds=3, holdout_test=0.25), data, seed=1, label="s")
+    assert test is not None and len(tuning.y) + len(test.y) == rows
+    if scheme == "timeseries":
+        assert list(test.X["a"]) == list(range(30, 40))  # the last quarter: the future
+    else:
+        assert not set(tuning.groups) & set(test.groups)  # no group on both sides
+        assert len(test.groups) % 5 == 0

@@ -1,5 +1,6 @@
-"""Early stopping inside each fold: best iterations recorded, stopping rows taken from the training
-rows only (never the CV validation fold), each library's own mechanism, pipelines, and opting out."""
+"""Early stopping (``tuner/cv/_early_stopping.py``) inside each fold: best iterations recorded, stopping rows
+taken from the training rows only (never the CV validation fold), each library's own mechanism, pipelines, and
+opting out."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Optuna boundary: every private name ``tuner._optuna`` relies on still exists, and no other
+"""The Optuna boundary (``tuner/_optuna.py``): every private name ``tuner._optuna`` relies on still exists, and no other
 module of ``tuner`` uses one. An Optuna upgrade that moves a name fails here, not in a user's run."""
 
 from __future__ import annotations
