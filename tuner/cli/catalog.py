@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import click
+from rich.markup import escape
 
 from tuner.cli.common import out
 
@@ -19,7 +20,8 @@ def models() -> None:
     console = out()
     console.print("Models: use the name as `model:`; override or add ranges under `space:`.\n")
     for entry in all_entries():
-        console.print(f"[bold]{entry.name}[/] ({', '.join(entry.tasks)}): {entry.description}", highlight=False)
+        # Descriptions hold brackets (`tuner[lightgbm]`) that rich would read as markup.
+        console.print(f"[bold]{entry.name}[/] ({', '.join(entry.tasks)}): {escape(entry.description)}", highlight=False)
         shared = entry.classifier_space == entry.regressor_space or len(entry.tasks) == 1
         for task in entry.tasks[:1] if shared else entry.tasks:
             if not shared:
