@@ -53,6 +53,7 @@ def test_result_exposes_best_params_value_and_trials(write_spec):
     assert math.isclose(sum(best.user_attrs["val_scores"]) / 3, best.value)
 
 
+@pytest.mark.slow
 def test_sequential_runs_with_the_same_seed_are_identical(tmp_path, write_spec):
     changes = {
         "model": "knn",

@@ -48,6 +48,7 @@ def test_known_good_starts_can_be_turned_off(write_spec):
     assert "fixed_params" not in trial.system_attrs
 
 
+@pytest.mark.slow
 def test_warm_start_enqueues_the_best_configurations_of_an_earlier_study(write_spec):
     first = tuner.run_study(write_spec({"name": "first", "budget": {"n_trials": 6}}))
     ranked = sorted(

@@ -124,6 +124,7 @@ def _ask(study: optuna.Study) -> optuna.Trial:
         return study.ask()
 
 
+@pytest.mark.slow
 def test_a_running_trial_names_its_worker_and_its_heartbeat_is_renewed(backend):
     """RDB storages beat in Optuna's heartbeat table; journal storages renew the ``beat`` of the trial's
     worker attribute. Every storage but a journal file names the worker at the start of the trial; a
