@@ -28,6 +28,7 @@ def test_models_lists_every_catalog_entry_with_its_space(run_cli):
     assert result.code == 0, result.err
     for entry in all_entries():
         assert entry.name in result.out
+        assert entry.description in result.out  # brackets such as tuner[lightgbm] are text, not markup
         for task in entry.tasks:
             for param in entry.space(task):
                 assert param in result.out, (entry.name, param)
