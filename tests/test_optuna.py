@@ -45,26 +45,65 @@ def test_every_private_name_the_boundary_uses_still_exists(where, name, sqlite_s
         columns = {c["name"] for c in sqlalchemy.inspect(storage.engine).get_columns("trial_heartbeats")}
         assert {"trial_id", "heartbeat"} <= columns
         return
+    if where == "module":
+        importlib.import_module(name)  # raises when Optuna moved it
+        return
     assert hasattr(_owner(where, sqlite_study), name), f"Optuna {optuna.__version__} has no {where}.{name}"
 
 
-def _private_attributes_used(path: Path) -> set[str]:
+# The Optuna classes tuner's code handles; any of their private names used outside the boundary fails.
+_OPTUNA_CLASSES = (
+    optuna.Study,
+    optuna.Trial,
+    optuna.trial.FrozenTrial,
+    optuna.storages.BaseStorage,
+    optuna.storages.RDBStorage,
+    optuna.storages.JournalStorage,
+    optuna.storages.InMemoryStorage,
+    optuna.storages._CachedStorage,
+    optuna.samplers.BaseSampler,
+    optuna.samplers.TPESampler,
+    optuna.pruners.BasePruner,
+    optuna.pruners.MedianPruner,
+)
+_PRIVATE_OPTUNA_NAMES = {
+    name for cls in _OPTUNA_CLASSES for name in dir(cls) if name.startswith("_") and not name.startswith("__")
+} | {name for _, name in _optuna.PRIVATE_NAMES if name.startswith("_")}
+
+
+def _private_uses(path: Path) -> set[str]:
+    """Private Optuna attribute names used on anything but ``self``/``cls``, and private Optuna
+    module names written as strings (a fork server's preload list, say)."""
     tree = ast.parse(path.read_text())
-    return {
-        node.attr
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
-    }
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in _PRIVATE_OPTUNA_NAMES:
+            owner = node.value
+            if not (isinstance(owner, ast.Name) and owner.id in ("self", "cls")):
+                found.add(node.attr)
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and node.value.startswith("optuna.")
+            and any(part.startswith("_") for part in node.value.split("."))
+        ):
+            found.add(node.value)
+    return found
 
 
 def test_no_module_but_the_boundary_uses_a_private_optuna_name():
-    private = {name for _, name in _optuna.PRIVATE_NAMES if name.startswith("_")}
     offenders = {
-        str(path.relative_to(PACKAGE)): sorted(_private_attributes_used(path) & private)
+        str(path.relative_to(PACKAGE)): sorted(_private_uses(path))
         for path in PACKAGE.rglob("*.py")
         if path.name != "_optuna.py"
     }
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_the_check_would_see_a_private_name(tmp_path):
+    offending = tmp_path / "bad.py"
+    offending.write_text("def f(study):\n    return study._storage, 'optuna.storages._rdb.models'\n")
+    assert _private_uses(offending) == {"_storage", "optuna.storages._rdb.models"}
 
 
 def test_the_boundary_helpers_work_on_a_live_study(sqlite_study):
@@ -81,3 +120,10 @@ def test_the_boundary_helpers_work_on_a_live_study(sqlite_study):
         assert _optuna.stop_requested(study)
     assert _optuna.storage_of(study) is storage
     assert [t.number for t in _optuna.cached_trials(study)] == [0]
+
+
+def test_storage_of_gives_the_storage_a_study_was_opened_on(tmp_path):
+    journal = open_storage(f"journal:///{tmp_path / 'j.log'}")
+    memory = open_storage("memory://")
+    assert _optuna.storage_of(optuna.create_study(storage=journal)) is journal
+    assert _optuna.storage_of(optuna.create_study(storage=memory)) is memory

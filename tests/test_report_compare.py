@@ -111,6 +111,8 @@ def test_compare_library_accepts_live_studies_and_refs(three_studies):
     rows = compare([live, str(three_studies["first"][0]), f"third@{three_studies['third'][1]}"])
     assert [r.study for r in rows] == ["second", "first", "third"]
     assert rows[0].best_value == live.best_value
+    # A live study shows the storage it reads from (an SQLite file here), not "in-memory".
+    assert rows[0].storage == url
 
 
 def test_compare_unknown_study_is_a_clear_error(study_dir, run_cli):

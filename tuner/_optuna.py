@@ -14,9 +14,11 @@ comes here:
 - several trial user attributes in one RDB transaction (``optuna.storages._rdb``), and the
   storage behind a study a user hands in (``Study._storage``, ``_CachedStorage._backend``).
 
-``PRIVATE_NAMES`` lists all of them; ``tests/test_optuna_boundary.py`` checks that each still
-exists, so an Optuna upgrade that moves one fails CI instead of a user's run. import-linter
-forbids every other module to import ``optuna.*._*`` modules.
+``PRIVATE_NAMES`` lists all of them; ``tests/test_optuna.py`` checks that each still exists, so an
+Optuna upgrade that moves one fails CI instead of a user's run, and that no other module uses a
+private name of an Optuna class. import-linter forbids every other module to import Optuna's
+private modules. Where a private name is gone, this module fails loudly rather than falling back:
+``optuna<6`` is pinned and the test names the surface.
 """
 
 from __future__ import annotations
@@ -44,7 +46,11 @@ PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
     ("optuna.storages._rdb.storage", "_create_scoped_session"),
     ("optuna.storages._rdb.models", "TrialUserAttributeModel"),
     ("RDB schema", "trial_heartbeats(trial_id, heartbeat)"),
+    ("module", "optuna.storages._rdb.storage"),
 )
+# Modules a fork server imports once for every worker (the RDB storage checks its schema with
+# alembic at each open): a private module, so it is named here.
+PRELOAD = ("optuna.storages._rdb.storage",)
 
 
 def trial_id(trial: optuna.Trial | FrozenTrial) -> int:
@@ -53,9 +59,10 @@ def trial_id(trial: optuna.Trial | FrozenTrial) -> int:
 
 
 def storage_of(study: optuna.Study) -> optuna.storages.BaseStorage:
-    """The storage a study reads from, unwrapped from Optuna's cache (for studies users hand in)."""
+    """The storage a study reads from, unwrapped from Optuna's cache of an RDB storage (for studies
+    users hand in)."""
     storage = study._storage
-    return getattr(storage, "_backend", storage)
+    return storage._backend if isinstance(storage, optuna.storages._CachedStorage) else storage
 
 
 def cached_trials(study: optuna.Study) -> list[FrozenTrial]:

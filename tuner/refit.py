@@ -28,7 +28,7 @@ from tuner.outputs import output_file
 from tuner.seeds import seed_for
 from tuner.setup import StudyContext, build
 from tuner.spec import StudySpec
-from tuner.store import best_trial, clean, load_stored, redact, resolve_ref, schema, stored_spec
+from tuner.store import StudyRef, best_trial, clean, load_stored, redact, resolve_ref, schema, stored_spec
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class RefitResult:
 
 
 def refit_best(
-    study: str,
+    study: str | Path | StudyRef,
     *,
     out: str | Path,
     storage: str | None = None,
@@ -59,7 +59,8 @@ def refit_best(
     """Refit a study's best configuration on all tuning rows and save it with a model card.
 
     Args:
-        study: A spec file, ``"name@storage"`` or a study name on ``storage``.
+        study: A spec file, ``"name@storage"``, a study name on ``storage``, or a resolved
+            :class:`~tuner.store.StudyRef`.
         out: Model file to write (joblib); the card goes to ``<out stem>.card.json``.
         storage: Storage URL or path for a plain study name (or to override a spec's storage).
         trial: Trial number to refit instead of the best one (required for multi-objective
@@ -83,7 +84,7 @@ def refit_best(
     """
     model_path = output_file(Path(out), force=force)
     card_path = output_file(card_path_for(model_path), force=force)
-    found = resolve_ref(study, storage=storage)
+    found = study if isinstance(study, StudyRef) else resolve_ref(study, storage=storage)
     live = load_stored(found.name, found.url).study
     spec = stored_spec(live.user_attrs, name=found.name, spec_file=found.spec_file)
     chosen = _choose_trial(live, trial)
@@ -105,12 +106,12 @@ def refit_best(
         live.set_user_attr(
             schema.REFIT_MODEL,
             {
-                "path": str(model_path.resolve()),
-                "card": str(card_path.resolve()),
-                "sha256": digest,
-                "trial": chosen.number,
-                "test_score": None if test is None else test["score"],
-                "created": card["created"],
+                schema.REFIT_PATH: str(model_path.resolve()),
+                schema.REFIT_CARD: str(card_path.resolve()),
+                schema.REFIT_SHA256: digest,
+                schema.REFIT_TRIAL: chosen.number,
+                schema.REFIT_TEST_SCORE: None if test is None else test["score"],
+                schema.REFIT_CREATED: card["created"],
             },
         )
     return RefitResult(estimator=estimator, model_path=model_path, card_path=card_path, card=card)

@@ -66,23 +66,24 @@ class PruningPlan:
     def screens(self) -> bool:
         return self.step in ("rows", "iterations")
 
-    @property
-    def step_label(self) -> str:
-        """What the steps of a trial's intermediate values are, for charts."""
-        return _STEP_LABELS[self.step]
+    @classmethod
+    def of(cls, fidelity: str, pruner: str, *, multi_objective: bool, levels: tuple[int, ...] = ()) -> PruningPlan:
+        """The plan for these settings, unchecked: :func:`pruning_plan` checks a spec's first; a
+        report reads a stored study's plan with it."""
+        if fidelity in ("rows", "iterations"):
+            return cls(fidelity, levels=levels)  # type: ignore[arg-type]
+        if multi_objective:
+            return cls("none")
+        return cls("fold", per_fold_values=pruner == "wilcoxon")
 
-
-_STEP_LABELS: dict[str, str] = {
-    "fold": "fold (step)",
-    "rows": "% of each training fold's rows (step)",
-    "iterations": "% of the boosting iterations (step)",
-    "none": "step",
-}
-
-
-def step_label(fidelity: str) -> str:
-    """The chart label of a study's pruning steps, from its ``pruner.fidelity`` (for stored studies)."""
-    return _STEP_LABELS.get("fold" if fidelity == "folds" else fidelity, "step")
+    def axis_titles(self, metric: str) -> tuple[str, str]:
+        """How a chart of a trial's intermediate values names its axes (step, value)."""
+        if self.step == "fold":
+            return "fold (step)", f"{metric} of the fold" if self.per_fold_values else f"running mean of {metric}"
+        if self.screens:
+            share = "each training fold's rows" if self.step == "rows" else "the boosting iterations"
+            return f"% of {share} (step)", f"mean {metric}"
+        return "step", metric
 
 
 @dataclass(frozen=True)
@@ -227,9 +228,7 @@ def pruning_plan(spec: StudySpec, model: ModelEntry) -> PruningPlan:
     """What a pruning step is for this study; refuses settings that cannot work, before any trial."""
     fidelity = spec.pruner.fidelity
     if fidelity == "folds":
-        if spec.objective.multi:
-            return PruningPlan("none")
-        return PruningPlan("fold", per_fold_values=spec.pruner.name == "wilcoxon")
+        return PruningPlan.of(fidelity, spec.pruner.name, multi_objective=spec.objective.multi)
     where = f"{spec.label}, field 'pruner.fidelity'"
     if spec.objective.custom:
         raise SpecError(f"{where}: `{fidelity}` screening needs the built-in CV objective; drop `fidelity`.")
@@ -248,7 +247,7 @@ def pruning_plan(spec: StudySpec, model: ModelEntry) -> PruningPlan:
             f"reduction_factor={options['reduction_factor']} leaves no level below {FULL}%; "
             "lower `min_resource` (e.g. 11 with reduction_factor 3)."
         )
-    return PruningPlan(fidelity, levels=tuple(found))
+    return PruningPlan.of(fidelity, spec.pruner.name, multi_objective=False, levels=tuple(found))
 
 
 def _score_groups(spec: StudySpec, dataset: Dataset) -> np.ndarray | None:
@@ -271,7 +270,10 @@ def baseline_score(dataset: Dataset, cv: CVPlan, metric: Metric) -> float:
     scores = []
     for train, val in cv.splits:
         dummy = DummyClassifier(strategy="prior") if dataset.task == "classification" else DummyRegressor()
-        fold = fit_and_score(dummy, dataset.X, dataset.y, train, val, seed=0, metric=metric, score_train=False)
+        # The constant model's warnings (an ill-defined precision, say) reach the user as they always did.
+        fold = fit_and_score(
+            dummy, dataset.X, dataset.y, train, val, seed=0, metric=metric, score_train=False, capture_warnings=False
+        )
         assert fold.val is not None
         scores.append(fold.val)
     return statistics.fmean(scores)

@@ -44,7 +44,7 @@ def diagnose(study: str, storage: str | None, sizes: tuple[float, ...], no_curve
     from tuner.diagnostics import diagnose as run_diagnosis  # start-up time: scikit-learn comes with it
 
     ref = locate(study, storage)
-    report = run_diagnosis(str(ref.spec_file or ref.name), storage=ref.url, sizes=sizes, curve=not no_curve)
+    report = run_diagnosis(ref, sizes=sizes, curve=not no_curve)
     if as_json:
         click.echo(json.dumps(_as_json(report), indent=2, allow_nan=False, default=str))
         return

@@ -79,7 +79,9 @@ def show(study: str, storage: str | None, top: int) -> None:
     )
     refit = loaded.user_attrs.get(schema.REFIT_MODEL)
     if isinstance(refit, dict):
-        console.print(f"Refit model (trial #{refit.get('trial')}): {refit.get('path')}", highlight=False)
+        console.print(
+            f"Refit model (trial #{refit.get(schema.REFIT_TRIAL)}): {refit.get(schema.REFIT_PATH)}", highlight=False
+        )
     if not trials:
         console.print("No complete trials yet.")
         return

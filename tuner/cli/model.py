@@ -25,7 +25,7 @@ def refit(study: str, storage: str | None, out_path: Path | None, trial: int | N
 
     ref = locate(study, storage)
     target = out_path if out_path is not None else file_in(Path.cwd(), f"{ref.name}.joblib", force=force)
-    result = refit_best(str(ref.spec_file or ref.name), out=target, storage=ref.url, trial=trial, force=force)
+    result = refit_best(ref, out=target, trial=trial, force=force)
     card = result.card
     console = out()
     cv = card["cv"]

@@ -87,15 +87,15 @@ def _summary(result: StudyResult, spec: Path) -> None:
     console = out()
     counts = result.counts()
     total = result.spec.budget.n_trials
-    finished = counts["complete"] + counts["pruned"] + counts["fail"]
+    done = result.done()
     console.print(
         f"Study [bold]{result.study.study_name}[/] ({redact(result.storage_url)}): ran {result.ran} trial(s) now; "
         f"{counts['complete']} complete, {counts['pruned']} pruned, {counts['fail']} failed of budget {total}.",
         highlight=False,
     )
-    if result.ran == 0 and finished >= total:
+    if result.ran == 0 and done >= total:
         console.print("The study had already reached its budget; raise --n-trials to run more.")
-    elif result.exhausted and finished < total:
+    elif result.exhausted and done < total:
         console.print(
             "The sampler has tried every configuration it can propose (the grid is done), so the run stopped."
         )

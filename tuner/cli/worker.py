@@ -7,13 +7,12 @@ import sys
 from pathlib import Path
 
 import click
-import optuna
 from rich.table import Table
 
 from tuner.cli.common import STORAGE_ENV, locate, out, storage_file_option, storage_value
 from tuner.engine import diagnose_storage
 from tuner.engine import repair as repair_trials
-from tuner.store import DEFAULT_HEARTBEAT, Heartbeat, redact, resolve_url, storage_url
+from tuner.store import DEFAULT_HEARTBEAT, Heartbeat, redact
 
 _heartbeat_option = click.option(
     "--heartbeat",
@@ -67,33 +66,27 @@ def worker(
     MySQL or Redis); they share `budget.n_trials` and never run a trial twice. Keep passwords out of
     the command line with $TUNER_STORAGE or --storage-file.
     """
-    from tuner.engine import WorkerJob, run_worker  # start-up time: scikit-learn comes with it
-    from tuner.spec import load_spec
+    from tuner.engine import join_study  # start-up time: scikit-learn comes with it
 
     logging.basicConfig(format="tuner worker: %(message)s", level=logging.WARNING, stream=sys.stderr)
     heartbeat = _heartbeat(interval, grace)
-    value = storage_value(storage, storage_file)
-    loaded = load_spec(spec, overrides=overrides).replace(
-        name=study_name, storage=storage_url(value) if value else None, timeout=timeout
-    )
-    url = resolve_url(loaded.storage, base_dir=loaded.base_dir)
-    job = WorkerJob(
-        spec=loaded,
-        url=url,
-        max_failures=loaded.budget.max_failures,
-        heartbeat=heartbeat,
-        allow_space_change=allow_space_change,
-        log_level=optuna.logging.get_verbosity(),
-    )
     try:
-        summary = run_worker(job)
+        summary = join_study(
+            spec,
+            storage=storage_value(storage, storage_file),
+            overrides=overrides,
+            study_name=study_name,
+            timeout=timeout,
+            heartbeat=heartbeat,
+            allow_space_change=allow_space_change,
+        )
     except KeyboardInterrupt:
         click.echo("Interrupted: the running trial was marked as interrupted; other workers go on.", err=True)
         sys.exit(130)
     running = summary.running
     click.echo(
-        f"Worker done: ran {summary.ran} trial(s); study {loaded.name} ({redact(url)}) has {summary.done} of "
-        f"{summary.n_trials} trials done" + (f", {running} still running elsewhere." if running else ".")
+        f"Worker done: ran {summary.ran} trial(s); study {summary.study} ({redact(summary.url)}) has {summary.done} "
+        f"of {summary.n_trials} trials done" + (f", {running} still running elsewhere." if running else ".")
     )
 
 

@@ -84,7 +84,7 @@ class _Library:
 
 
 def _xgb_prepare(estimator: Any, rounds: int, min_delta: float, X_stop: Any, y_stop: np.ndarray) -> dict[str, Any]:
-    import xgboost  # heavy: only XGBoost models get here
+    import xgboost  # start-up time: xgboost takes a second to import; only its models get here
 
     # The callback (unlike `early_stopping_rounds`) takes min_delta; it keeps every tree but sets
     # best_iteration, which predict() then uses.
@@ -128,7 +128,7 @@ def _numeric_array(X: Any) -> Any:
 
 def _plain_xgb(estimator: Any) -> bool:
     # An XGBoost estimator itself (not a wrapper), without constraints keyed by feature name.
-    import xgboost  # heavy: only XGBoost models get here
+    import xgboost  # start-up time: xgboost takes a second to import; only its models get here
 
     if not isinstance(estimator, xgboost.XGBModel):
         return False

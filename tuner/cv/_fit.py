@@ -9,6 +9,7 @@ training rows; early stopping holds out a split of the training rows, never the 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
@@ -67,6 +68,7 @@ def fit_and_score(
     val_groups: np.ndarray | None = None,
     score_train: bool = True,
     rows: Callable[[Any], Any] = _unchanged,
+    capture_warnings: bool = True,
 ) -> FoldResult:
     """Fit ``estimator`` (in place) on the rows ``train`` of ``X, y`` and score it on the rows ``val``.
 
@@ -84,16 +86,21 @@ def fit_and_score(
         val_groups: Labels of the validation rows whose groups get scores of their own.
         score_train: Also score the original training rows (the train − validation gap).
         rows: Turns fold rows into the form the model takes fastest (see ``native_rows``).
+        capture_warnings: Collect warnings raised while fitting and scoring in the result instead
+            of letting them through (they would scroll a progress display away); callers keep or
+            drop them.
 
     Returns:
-        A :class:`FoldResult`. Warnings raised while fitting and scoring are collected in it, not
-        shown (they would scroll a progress display away); callers keep or drop them.
+        A :class:`FoldResult`.
     """
     X_train = rows(X if train is None else X.iloc[train])
     y_train = y if train is None else y[train]
     best_iteration = None
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    caught: list[warnings.WarningMessage] = []
+    with warnings.catch_warnings(record=True) if capture_warnings else contextlib.nullcontext() as recorded:
+        if recorded is not None:
+            warnings.simplefilter("always")
+            caught = recorded
         started = time.perf_counter()
         if stopping is None or len(y_train) < MIN_ROWS:
             data = apply(augment, X_train, y_train, seed=seed)

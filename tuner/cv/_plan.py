@@ -29,7 +29,7 @@ from sklearn import model_selection as ms
 from tuner.data import Dataset
 from tuner.errors import SpecError
 from tuner.seeds import seed_for
-from tuner.spec import CVScheme, CVSpec
+from tuner.spec import CVSpec, ResolvedCVScheme
 
 Split = tuple[np.ndarray, np.ndarray]
 _GROUPED = ("group", "stratified_group")
@@ -42,7 +42,7 @@ _STRATIFIED = ("stratified", "stratified_group", "repeated_stratified")
 class CVPlan:
     """How every trial of a study is cross-validated: made once by :func:`make_plan`."""
 
-    scheme: CVScheme  # never "auto"
+    scheme: ResolvedCVScheme
     splits: tuple[Split, ...]  # (train positions, validation positions), in pruning order
 
     @property
@@ -80,10 +80,10 @@ def make_plan(spec: CVSpec, dataset: Dataset, *, seed: int, label: str) -> tuple
     return CVPlan(scheme=scheme, splits=tuple(order_folds(splits, scheme))), tuning, holdout
 
 
-def resolve_scheme(spec: CVSpec, dataset: Dataset) -> CVScheme:
+def resolve_scheme(spec: CVSpec, dataset: Dataset) -> ResolvedCVScheme:
     """``auto`` → stratified for classification, group when groups exist, kfold otherwise."""
     if spec.scheme != "auto":
-        return spec.scheme  # type: ignore[return-value]
+        return spec.scheme  # type: ignore[return-value]  # the field holds a checked name, typed str
     if dataset.groups is not None:
         return "stratified_group" if dataset.task == "classification" else "group"
     return "stratified" if dataset.task == "classification" else "kfold"

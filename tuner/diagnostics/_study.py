@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 from tuner.diagnostics._curve import DEFAULT_SIZES, LearningCurve, check_sizes, learning_curve
 from tuner.diagnostics._summary import DataSummary, summarize
 from tuner.setup import build
-from tuner.store import best_trial, load_stored, pareto_front, resolve_ref, schema, stored_spec
+from tuner.store import StudyRef, best_trial, load_stored, pareto_front, resolve_ref, schema, stored_spec
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class StudyDiagnosis:
 
 
 def diagnose(
-    ref: str,
+    ref: str | StudyRef,
     *,
     storage: str | None = None,
     data: pd.DataFrame | None = None,
@@ -43,7 +43,8 @@ def diagnose(
     """Diagnose the study ``ref`` (its spec file, or its name on ``storage``).
 
     Args:
-        ref: A spec file, or a study name (``name@storage`` works too).
+        ref: A spec file, a study name (``name@storage`` works too), or a resolved
+            :class:`~tuner.store.StudyRef`.
         storage: The storage URL or path when ``ref`` is a name.
         data: The DataFrame the study was run on, when it was passed from Python.
         sizes: Training-size fractions for the learning curve.
@@ -60,7 +61,7 @@ def diagnose(
     """
     if curve:
         check_sizes(sizes)
-    found = resolve_ref(ref, storage=storage)
+    found = ref if isinstance(ref, StudyRef) else resolve_ref(ref, storage=storage)
     study = load_stored(found.name, found.url).study
     spec = stored_spec(study.user_attrs, name=found.name, spec_file=found.spec_file)
     context = build(spec, data=data)
@@ -85,13 +86,13 @@ def diagnose(
 def curve_attr(curve: LearningCurve, trial: int) -> dict[str, Any]:
     """The learning curve as a JSON-safe study attribute (the shape ``tuner report`` plots)."""
     return {
-        "trial": trial,
-        "metric": curve.metric,
-        "train_sizes": [p.rows for p in curve.points],
-        "train_scores": [p.train_mean for p in curve.points],
-        "val_scores": [list(p.val_scores) for p in curve.points],
-        "more_data_helps": curve.more_data_helps,
-        "verdict": curve.verdict,
+        schema.CURVE_TRIAL: trial,
+        schema.CURVE_METRIC: curve.metric,
+        schema.CURVE_SIZES: [p.rows for p in curve.points],
+        schema.CURVE_TRAIN_SCORES: [p.train_mean for p in curve.points],
+        schema.CURVE_VAL_SCORES: [list(p.val_scores) for p in curve.points],
+        schema.CURVE_MORE_DATA_HELPS: curve.more_data_helps,
+        schema.CURVE_VERDICT: curve.verdict,
     }
 
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from tuner.engine._progress import StudyProgress
     from tuner.engine._run import StudyInterrupted, StudyResult, run_study
     from tuner.engine._study import open_study
-    from tuner.engine._worker import WorkerJob, WorkerSummary, run_worker
+    from tuner.engine._worker import WorkerJob, WorkerSummary, join_study, run_worker
 
 _LAZY = {
     "Budget": "tuner.engine._budget",
@@ -52,6 +52,7 @@ _LAZY = {
     "open_study": "tuner.engine._study",
     "WorkerJob": "tuner.engine._worker",
     "WorkerSummary": "tuner.engine._worker",
+    "join_study": "tuner.engine._worker",
     "run_worker": "tuner.engine._worker",
 }
 
@@ -73,6 +74,7 @@ __all__ = [
     "WorkerJob",
     "WorkerSummary",
     "diagnose_storage",
+    "join_study",
     "mark_worker",
     "open_study",
     "reap",

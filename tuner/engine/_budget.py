@@ -33,7 +33,7 @@ class Budget:
         return _count(study, (*_COUNTED, TrialState.RUNNING))
 
     def remaining(self, study: optuna.Study) -> int:
-        """Trials still to run (running ones included)."""
+        """``n_trials`` minus the counted trials: what is left to run, RUNNING trials included."""
         return max(0, self.n_trials - self.done(study))
 
     def spent(self, study: optuna.Study) -> bool:

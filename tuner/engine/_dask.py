@@ -109,7 +109,7 @@ def _dask_task(job: WorkerJob, index: int, token: str) -> int:
     gate = Lock(f"tuner-gate-{token}")
     optuna.logging.set_verbosity(job.log_level)
     with threadpool_limits(limits=1):
-        return run_worker(job, index=index, gate=partial(locked, gate), should_stop=stop.is_set).ran
+        return run_worker(job, index=index, gate=partial(locked, gate), should_stop=stop.is_set)
 
 
 def _dask_failure(future: Any) -> str | None:

@@ -41,12 +41,12 @@ Status = Literal["alive", "dead", "stale", "old", "unknown"]
 
 def this_worker() -> dict[str, Any]:
     """The attribute value that names the current process as a trial's worker."""
-    return {"host": socket.gethostname(), "pid": os.getpid()}
+    return {schema.WORKER_HOST: socket.gethostname(), schema.WORKER_PID: os.getpid()}
 
 
 def mark_worker(storage: optuna.storages.BaseStorage, trial_id: int, worker: dict[str, Any]) -> None:
     """Name the process running the trial; on journal storages this is also its heartbeat."""
-    storage.set_trial_system_attr(trial_id, schema.WORKER, {**worker, "beat": time.time()})
+    storage.set_trial_system_attr(trial_id, schema.WORKER, {**worker, schema.WORKER_BEAT: time.time()})
 
 
 def rdb_heartbeat(storage: optuna.storages.BaseStorage) -> bool:
@@ -183,7 +183,7 @@ def stale_trial_ids(stored: StoredStudy, settings: Heartbeat | None) -> set[int]
 def _beat(trial: FrozenTrial) -> float:
     """The trial's last beat; its start while its worker has not named itself yet (see ``NAME_AFTER_S``)."""
     worker = trial.system_attrs.get(schema.WORKER)
-    beat = worker.get("beat") if isinstance(worker, dict) else None
+    beat = worker.get(schema.WORKER_BEAT) if isinstance(worker, dict) else None
     if beat is not None:
         return float(beat)
     return trial.datetime_start.timestamp() if trial.datetime_start else time.time()
@@ -271,7 +271,7 @@ def running_trials(
     out = []
     for trial in running:
         worker = trial.system_attrs.get(schema.WORKER) or {}
-        w_host, w_pid = worker.get("host"), worker.get("pid")
+        w_host, w_pid = worker.get(schema.WORKER_HOST), worker.get(schema.WORKER_PID)
         trial_id = _optuna.trial_id(trial)
         status: Status
         if w_host == host and isinstance(w_pid, int) and not pid_alive(w_pid):

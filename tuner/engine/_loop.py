@@ -57,7 +57,9 @@ class FailureGuard:
             return
         self.streak += 1
         if self.first_error is None:
-            self.first_error = trial.user_attrs.get(schema.ERROR) or trial.system_attrs.get("fail_reason", "unknown")
+            self.first_error = trial.user_attrs.get(schema.ERROR) or trial.system_attrs.get(
+                schema.OPTUNA_FAIL_REASON, "unknown"
+            )
         if self.streak >= self.limit:
             self.tripped = True
 

@@ -29,6 +29,7 @@ import optuna
 from optuna.trial import TrialState
 from threadpoolctl import threadpool_limits
 
+from tuner import _optuna
 from tuner.engine._budget import Budget
 from tuner.engine._child import EXIT_INTERRUPTED, locked, process_main
 from tuner.engine._liveness import NAME_AFTER_S, reap, repair, running_trials
@@ -47,7 +48,7 @@ _PRELOAD = (
     "tuner.engine._worker",
     "tuner.data",
     "tuner.cv",
-    "optuna.storages._rdb.storage",
+    *_optuna.PRELOAD,
     "alembic.command",
     "alembic.config",
     "alembic.migration",

@@ -66,9 +66,6 @@ class StudyProgress:
         if self._live:
             self._bar.stop()
 
-    def set_best(self, number: int, value: float) -> None:
-        self.best = (number, value)
-
     def eta(self) -> float | None:
         elapsed = time.monotonic() - self.started
         remaining = max(self.total - self.done, 0)

@@ -82,6 +82,10 @@ class StudyResult:
     def counts(self) -> dict[str, int]:
         return counts(self.study.get_trials(deepcopy=False))
 
+    def done(self) -> int:
+        """Trials that count against ``budget.n_trials`` now (see :class:`~tuner.engine.Budget`)."""
+        return Budget(self.spec.budget.n_trials).done(self.study)
+
 
 def run_study(
     spec: str | Path | dict[str, Any] | StudySpec,

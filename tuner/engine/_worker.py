@@ -10,9 +10,10 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -26,8 +27,8 @@ from tuner.objective import make_objective
 from tuner.search import build_sampler
 from tuner.seeds import seed_for
 from tuner.setup import build
-from tuner.spec import StudySpec
-from tuner.store import DEFAULT_HEARTBEAT, Heartbeat, StoredStudy
+from tuner.spec import StudySpec, load_spec
+from tuner.store import DEFAULT_HEARTBEAT, Heartbeat, StoredStudy, load_stored, resolve_url, storage_url
 
 Gate = Callable[[], AbstractContextManager[Any]]
 # Exit code of a worker process stopped by its failure guard; the parent reports that itself.
@@ -53,10 +54,55 @@ class WorkerJob:
 class WorkerSummary:
     """What ``tuner worker`` reports when it stops: its trials, and the study's."""
 
+    study: str
+    url: str
     ran: int
     done: int
     running: int
     n_trials: int
+
+
+def join_study(
+    spec: str | Path,
+    *,
+    storage: str | None = None,
+    overrides: Sequence[str] = (),
+    study_name: str | None = None,
+    timeout: float | None = None,
+    heartbeat: Heartbeat | None = DEFAULT_HEARTBEAT,
+    allow_space_change: bool = False,
+) -> WorkerSummary:
+    """``tuner worker``: join the study a spec file describes, run trials until its budget is reached.
+
+    Args:
+        spec: The study file.
+        storage: A storage value (URL, file, spec file or folder) replacing the spec's storage.
+        overrides: ``"key.path=value"`` strings applied to the spec.
+        study_name: Replaces the spec's ``name``.
+        timeout: Seconds after which this worker starts no trial.
+        heartbeat: How this worker proves it is alive.
+        allow_space_change: Join even though the stored search space differs.
+
+    Returns:
+        What this worker ran, and how far the whole study is.
+    """
+    loaded = load_spec(spec, overrides=overrides).replace(
+        name=study_name, storage=storage_url(storage) if storage else None, timeout=timeout
+    )
+    url = resolve_url(loaded.storage, base_dir=loaded.base_dir)
+    job = WorkerJob(
+        spec=loaded,
+        url=url,
+        max_failures=loaded.budget.max_failures,
+        heartbeat=heartbeat,
+        allow_space_change=allow_space_change,
+        log_level=optuna.logging.get_verbosity(),
+    )
+    ran = run_worker(job)
+    study = load_stored(loaded.name, url).study
+    budget = Budget(loaded.budget.n_trials)
+    done = budget.done(study)
+    return WorkerSummary(loaded.name, url, ran, done, budget.used(study) - done, budget.n_trials)
 
 
 def run_worker(
@@ -65,8 +111,8 @@ def run_worker(
     index: int | str | None = None,
     gate: Gate | None = None,
     should_stop: Callable[[], bool] | None = None,
-) -> WorkerSummary:
-    """Join the study in ``job`` and run trials until its global budget is reached.
+) -> int:
+    """Join the study in ``job`` and run trials until its global budget is reached; return how many ran here.
 
     This is ``tuner worker``: start it on any machine that reaches the storage. It creates the
     study if it does not exist yet, repairs zombie trials, and seeds its sampler from the study
@@ -84,9 +130,7 @@ def run_worker(
     outcome, guard = work(stored, objective, job, label, gate, should_stop)
     if guard.tripped:
         raise too_many_failures(spec, guard)
-    budget = Budget(spec.budget.n_trials)
-    done = budget.done(stored.study)
-    return WorkerSummary(outcome.ran, done, budget.used(stored.study) - done, spec.budget.n_trials)
+    return outcome.ran
 
 
 def work(

@@ -24,7 +24,7 @@ def _hgb(kind: str) -> Any:
 
 def _xgb(kind: str) -> Any:
     def build(**params: Any) -> Any:
-        import xgboost  # heavy: a second to import, only for this model
+        import xgboost  # start-up time: xgboost takes a second to import; only this model needs it
 
         # hist is XGBoost's fastest CPU method; verbosity 0 keeps trial logs clean; one thread
         # because parallelism comes from worker processes (XGBoost would take every core).
@@ -60,7 +60,7 @@ _XGB_SPACE = {
     "reg_lambda": flt(1e-3, 10.0, log=True),
     "reg_alpha": flt(1e-3, 10.0, log=True),
 }
-# Known-good starts (tuner.warmstart), tried first by a new study: the library's own defaults, then
+# Known-good starts (tuner.search.known_good), tried first by a new study: the library's own defaults, then
 # a moderately regularised, subsampled setting that rarely loses much on small tabular data. Both
 # use a fast learning rate, so with early stopping (iteration caps at the top of the range) the
 # first trials are cheap.

@@ -60,7 +60,7 @@ class ModelEntry:
     requires: str | None = None
     # Fidelity hook: the boosting-iteration parameter and how its library stops early.
     iterations: IterationHook | None = None
-    # Known-good configurations tried first by a new study (see tuner.warmstart).
+    # Known-good configurations tried first by a new study (see tuner.search.known_good).
     starts: tuple[Mapping[str, Any], ...] = ()
 
     @property

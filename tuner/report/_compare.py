@@ -65,7 +65,7 @@ def compare(
     Args:
         studies: Spec files (name and storage from the spec), ``"name@storage"`` strings (an
             Optuna URL or a .db/.log path), study names (looked up on ``storage``), live
-            :class:`optuna.Study` objects or :class:`~tuner.results.StudySnapshot` objects.
+            :class:`optuna.Study` objects or :class:`~tuner.store.StudySnapshot` objects.
         storage: Storage URL or path for plain study names (default ``./tuner.db``).
 
     Returns:

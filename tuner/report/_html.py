@@ -34,7 +34,7 @@ from plotly.graph_objects import Figure
 from tuner.errors import ReportError
 from tuner.outputs import file_in, output_file
 from tuner.report._compare import display_cells, duration, fmt_number, number, row_of
-from tuner.setup import step_label
+from tuner.setup import PruningPlan
 from tuner.store import StudySnapshot, schema
 
 _TOP_SLICES = 4
@@ -121,9 +121,12 @@ def _intermediate(study: optuna.Study, snap: StudySnapshot) -> Figure | str:
     if not any(t.intermediate_values for t in snap.trials):
         return "no trial reported per-fold values"
     figure = vis.plot_intermediate_values(study)
-    fidelity = str((snap.spec.get("pruner") or {}).get("fidelity", "folds"))
-    value = f"running mean of {snap.metric}" if fidelity == "folds" else f"mean {snap.metric}"
-    figure.update_layout(xaxis_title=step_label(fidelity), yaxis_title=value)
+    pruner = snap.spec.get("pruner") or {}
+    plan = PruningPlan.of(
+        str(pruner.get("fidelity", "folds")), str(pruner.get("name", "median")), multi_objective=snap.multi_objective
+    )
+    steps, values = plan.axis_titles(snap.metric)
+    figure.update_layout(xaxis_title=steps, yaxis_title=values)
     return figure
 
 
@@ -230,16 +233,16 @@ def _worst_group(study: optuna.Study, snap: StudySnapshot) -> Figure | str:
 
 def _learning_curve(study: optuna.Study, snap: StudySnapshot) -> Figure | tuple[Figure, str] | str:
     curve = snap.learning_curve
-    if curve is None or not curve.get("train_sizes"):
+    if curve is None or not curve.get(schema.CURVE_SIZES):
         return "no learning curve stored (see `tuner diagnose`)"
-    sizes = curve["train_sizes"]
+    sizes = curve[schema.CURVE_SIZES]
     figure = go.Figure()
-    for key, name in (("train_scores", "train"), ("val_scores", "validation")):
+    for key, name in ((schema.CURVE_TRAIN_SCORES, "train"), (schema.CURVE_VAL_SCORES, "validation")):
         if curve.get(key):
             figure.add_trace(go.Scatter(x=sizes, y=[_mean(v) for v in curve[key]], mode="lines+markers", name=name))
     figure.update_layout(xaxis_title="training rows", yaxis_title=snap.metric)
-    if curve.get("verdict"):
-        return figure, str(curve["verdict"])
+    if curve.get(schema.CURVE_VERDICT):
+        return figure, str(curve[schema.CURVE_VERDICT])
     return figure
 
 
@@ -304,7 +307,8 @@ def _summary_html(snap: StudySnapshot) -> str:
     refit = snap.refit_model
     if refit is not None:
         facts["refit model"] = (
-            f"{refit.get('path')} (trial #{refit.get('trial')}, test {_short(refit.get('test_score'))})"
+            f"{refit.get(schema.REFIT_PATH)} (trial #{refit.get(schema.REFIT_TRIAL)}, "
+            f"test {_short(refit.get(schema.REFIT_TEST_SCORE))})"
         )
     if snap.multi_objective:
         facts["Pareto trials"] = ", ".join(f"#{n}" for n in snap.pareto_numbers) or "-"

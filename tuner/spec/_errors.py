@@ -23,16 +23,23 @@ def format_errors(
         root: The model the error locations start from (for "valid keys here").
         prefix: Where in the spec the validated value sits (``("budget",)`` for a budget field).
     """
-    messages = []
+    return paragraph(problems(exc, label, text, root=root, prefix=prefix))
+
+
+def problems(
+    exc: ValidationError, label: str, text: str | None, *, root: type[BaseModel], prefix: tuple[str, ...] = ()
+) -> list[str]:
+    """One ``"<file>, line N, field 'x': what is wrong"`` per error of ``exc`` (see :func:`format_errors`)."""
+    out = []
     for error in exc.errors():
         loc = prefix + _clean_loc(error["loc"])
-        messages.append(_problem(label, text, loc, _describe(error, loc, root)))
-    return _paragraph(messages)
+        out.append(_problem(label, text, loc, _describe(error, loc, root)))
+    return out
 
 
 def field_problem(label: str, text: str | None, loc: tuple[int | str, ...], message: str) -> str:
     """The message of a :class:`~tuner.errors.SpecError` for one field found wrong after validation."""
-    return _paragraph([_problem(label, text, loc, message)])
+    return paragraph([_problem(label, text, loc, message)])
 
 
 def _problem(label: str, text: str | None, loc: tuple[int | str, ...], message: str) -> str:
@@ -42,7 +49,8 @@ def _problem(label: str, text: str | None, loc: tuple[int | str, ...], message: 
     return f"{where}, field {field!r}: {message}"
 
 
-def _paragraph(messages: list[str]) -> str:
+def paragraph(messages: list[str]) -> str:
+    """Problems as the one paragraph of a :class:`~tuner.errors.SpecError`."""
     plural = "s" if len(messages) > 1 else ""
     return (
         f"Invalid study spec ({len(messages)} problem{plural}): "

@@ -58,9 +58,11 @@ def load_spec(
         _apply_override(raw, item, label)
     raw.update(fields)
     try:
-        return StudySpec.model_validate({**raw, "spec_path": path.resolve() if path else None})
+        spec = StudySpec.model_validate({**raw, "spec_path": path.resolve() if path else None})
     except ValidationError as exc:
         raise SpecError(format_errors(exc, label, text, root=StudySpec)) from None
+    spec._given_as = label
+    return spec
 
 
 def _read_yaml(path: Path) -> tuple[dict[str, Any], str]:

@@ -15,11 +15,20 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
 
 from tuner.errors import SpecError, did_you_mean
-from tuner.spec._errors import field_problem, format_errors
+from tuner.spec._errors import field_problem, paragraph, problems
 from tuner.spec._names import (
     AUGMENT_PREFIX,
     BALANCE_KEY,
@@ -323,6 +332,8 @@ class StudySpec(_Frozen):
         default=WarmStartSpec(), description="A list of earlier study names, or `{studies: [...], top: 3}`."
     )
     spec_path: SkipJsonSchema[Path | None] = Field(default=None, exclude=True)
+    # How load_spec named the source in its errors (the path as given); kept for later errors.
+    _given_as: str | None = PrivateAttr(default=None)
 
     @field_validator("space", mode="before")
     @classmethod
@@ -423,8 +434,6 @@ class StudySpec(_Frozen):
         storage: str | None = None,
         n_trials: int | None = None,
         timeout: float | None = None,
-        n_jobs: int | None = None,
-        max_failures: int | None = None,
     ) -> StudySpec:
         """A copy with these values (None keeps the spec's own), each validated as the field is.
 
@@ -435,29 +444,23 @@ class StudySpec(_Frozen):
             SpecError: naming the field, for a value the field does not accept.
         """
         top = {k: v for k, v in (("name", name), ("seed", seed), ("storage", storage)) if v is not None}
-        budget = {
-            k: v
-            for k, v in (
-                ("n_trials", n_trials),
-                ("timeout", timeout),
-                ("n_jobs", n_jobs),
-                ("max_failures", max_failures),
-            )
-            if v is not None
-        }
+        budget = {k: v for k, v in (("n_trials", n_trials), ("timeout", timeout)) if v is not None}
         if not top and not budget:
             return self
         update: dict[str, Any] = {}
+        found: list[str] = []
         for key, value in top.items():
             try:
                 update[key] = _field_adapter(key).validate_python(value)
             except ValidationError as exc:
-                raise SpecError(format_errors(exc, self.label, None, root=StudySpec, prefix=(key,))) from None
+                found += problems(exc, self._source_label, self._source_text(), root=StudySpec, prefix=(key,))
         if budget:
             try:
                 update["budget"] = BudgetSpec.model_validate({**self.budget.model_dump(), **budget})
             except ValidationError as exc:
-                raise SpecError(format_errors(exc, self.label, None, root=StudySpec, prefix=("budget",))) from None
+                found += problems(exc, self._source_label, self._source_text(), root=StudySpec, prefix=("budget",))
+        if found:
+            raise SpecError(paragraph(found))
         return self.model_copy(update=update)
 
     def field_error(self, field: str, message: str) -> SpecError:
@@ -465,14 +468,22 @@ class StudySpec(_Frozen):
 
         For checks that need more than the spec (the model catalog, the data), made by later layers.
         """
-        text = None
-        if self.spec_path is not None and self.spec_path.is_file():
-            try:
-                text = self.spec_path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError):
-                text = None
         loc = tuple(int(part) if part.isdigit() else part for part in field.split("."))
-        return SpecError(field_problem(self.label, text, loc, message))
+        return SpecError(field_problem(self._source_label, self._source_text(), loc, message))
+
+    @property
+    def _source_label(self) -> str:
+        """The spec as ``load_spec`` named it in its errors: the path as given, or "the study spec"."""
+        return self._given_as or self.label
+
+    def _source_text(self) -> str | None:
+        """The spec file's text, to find a field's line (None when there is no readable file)."""
+        if self.spec_path is None or not self.spec_path.is_file():
+            return None
+        try:
+            return self.spec_path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
 
     def to_json(self) -> str:
         """Canonical JSON of the spec (stable key order, so its hash is stable)."""

@@ -14,8 +14,8 @@ Direction = Literal["maximize", "minimize"]
 
 SamplerName = Literal["tpe", "random", "cmaes", "gp", "qmc", "nsga2", "grid"]
 PrunerName = Literal["median", "percentile", "successive_halving", "hyperband", "wilcoxon", "none"]
-CVScheme = Literal[
-    "auto",
+# A scheme as the CV plan uses it; a spec may also say `auto` (resolved once, by tuner.cv.make_plan).
+ResolvedCVScheme = Literal[
     "kfold",
     "stratified",
     "group",
@@ -25,6 +25,7 @@ CVScheme = Literal[
     "repeated_stratified",
     "holdout",
 ]
+CVScheme = Literal["auto", ResolvedCVScheme]
 # What one pruning step measures: a CV fold, or a share of the training rows / boosting iterations.
 Fidelity = Literal["folds", "rows", "iterations"]
 MultiFidelityPruner = Literal["hyperband", "successive_halving"]

@@ -1,4 +1,5 @@
-"""Every attribute ``tuner`` stores on a study or a trial, by name: the storage's schema.
+"""Every attribute ``tuner`` stores on a study or a trial, by name, and the fields of the
+structured ones: the storage's schema.
 
 Optuna stores what ``tuner`` measured as user attributes, where optuna-dashboard, ``tuner show``,
 ``export``, ``compare``, ``report`` and ``refit`` all read it. No other module spells these
@@ -24,10 +25,35 @@ BASELINE = "tuner:baseline"  # validation score of a constant model on the same 
 LEARNING_CURVE = "tuner:learning_curve"  # written by `tuner diagnose`
 REFIT_MODEL = "tuner:refit_model"  # written by `tuner refit`
 
+# Fields of a learning curve (LEARNING_CURVE, or a trial's own LEARNING_CURVE_OF_TRIAL): the best
+# trial's number, the metric, the training sizes and per size the mean train score and the fold
+# validation scores, whether more data is likely to help and the verdict in words.
+CURVE_TRIAL = "trial"
+CURVE_METRIC = "metric"
+CURVE_SIZES = "train_sizes"
+CURVE_TRAIN_SCORES = "train_scores"
+CURVE_VAL_SCORES = "val_scores"
+CURVE_MORE_DATA_HELPS = "more_data_helps"
+CURVE_VERDICT = "verdict"
+
+# Fields of REFIT_MODEL: where the model and its card are, the model file's SHA-256, the trial
+# refitted, the held-out test score and when.
+REFIT_PATH = "path"
+REFIT_CARD = "card"
+REFIT_SHA256 = "sha256"
+REFIT_TRIAL = "trial"
+REFIT_TEST_SCORE = "test_score"
+REFIT_CREATED = "created"
+
 # --- trial system attribute -----------------------------------------------------------------
 # The worker process running the trial ({"host", "pid", "beat"}); on journal storages its
 # "beat" (unix time) is the trial's heartbeat.
 WORKER = "tuner:worker"
+WORKER_HOST = "host"
+WORKER_PID = "pid"
+WORKER_BEAT = "beat"
+# Optuna's own system attribute on a trial it failed (an objective that raised inside Optuna).
+OPTUNA_FAIL_REASON = "fail_reason"
 
 # --- trial user attributes: what the built-in objective measured ----------------------------
 VAL_SCORES = "val_scores"
