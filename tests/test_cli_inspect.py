@@ -179,3 +179,11 @@ def test_run_then_best_json_reports_the_stored_best(write_spec, run_cli):
     record = json.loads(best.out)["best_trial"]
     values = [json.loads(run_cli("export", spec, "--format", "json").out)["trials"][i]["value"] for i in range(4)]
     assert record["value"] == max(values)
+
+
+@pytest.mark.parametrize("command", ["show", "best", "export"])
+def test_every_study_argument_takes_name_at_storage(studies, run_cli, command):
+    by_name = run_cli(command, "cli-cv", "--storage", studies["folder"])
+    by_ref = run_cli(command, f"cli-cv@{studies['folder']}")
+    assert by_ref.code == 0, by_ref.err
+    assert by_ref.out == by_name.out

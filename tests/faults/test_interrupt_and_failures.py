@@ -91,3 +91,11 @@ def test_dask_local_cluster_with_two_workers_reaches_the_budget(make_study, run_
     check_contiguous(trials)
     assert len(trials) == 12 and all(t.state == TrialState.COMPLETE for t in trials)
     assert "ran 12 trial(s) now" in result.out
+
+
+def test_dask_refuses_an_in_memory_storage_that_its_workers_cannot_share(make_study, run_cli):
+    pytest.importorskip("distributed")
+    study = make_study("fast", n_trials=2)
+    result = run_cli("run", study.spec, "--dask", "local", "--storage", "memory://", "-q")
+    assert result.code == 2
+    assert "in-memory storage cannot be shared with Dask workers" in result.err
