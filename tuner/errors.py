@@ -59,10 +59,13 @@ def did_you_mean(value: str, choices: Iterable[str]) -> str:
     return f" Did you mean {close[0]!r}?" if close else ""
 
 
+def unknown_text(kind: str, name: str, choices: Iterable[str]) -> str:
+    """One template for every 'unknown X' message: value, closest match, valid names (no final stop)."""
+    listed = sorted(choices)
+    return f"unknown {kind} {name!r}.{did_you_mean(name, listed)} Expected one of: {', '.join(listed)}"
+
+
 def unknown_name(kind: str, name: str, choices: Iterable[str], *, where: str = "") -> CatalogError:
-    """One template for every 'unknown X' error: value, valid names, closest match."""
-    choices = sorted(choices)
+    """The 'unknown X' error of a catalog lookup, at ``where``."""
     location = f"{where}: " if where else ""
-    return CatalogError(
-        f"{location}unknown {kind} {name!r}.{did_you_mean(name, choices)} Expected one of: {', '.join(choices)}."
-    )
+    return CatalogError(f"{location}{unknown_text(kind, name, choices)}.")

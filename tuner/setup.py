@@ -30,7 +30,7 @@ from tuner.cv import (
     stopping_plan,
 )
 from tuner.data import Dataset, check_groups, load_dataset, make_preprocessor, scoring_groups
-from tuner.errors import SpecError, did_you_mean
+from tuner.errors import SpecError, did_you_mean, unknown_text
 from tuner.metrics import Metric, check_metric, default_metric, get_metric
 from tuner.models import ModelEntry, get_model, is_registered, model_names
 from tuner.search import FULL, Space, levels, merge, pruner_defaults, suggest
@@ -218,10 +218,7 @@ def _check_model_name(spec: StudySpec) -> None:
     name = spec.model
     if ":" in name or is_registered(name):
         return  # `pkg.module:factory` imports, and known entries, are resolved by get_model
-    choices = model_names()
-    raise spec.field_error(
-        "model", f"unknown model {name!r}.{did_you_mean(name, choices)} Expected one of: {', '.join(choices)}"
-    )
+    raise spec.field_error("model", unknown_text("model", name, model_names()))
 
 
 def pruning_plan(spec: StudySpec, model: ModelEntry) -> PruningPlan:

@@ -27,7 +27,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from tuner.errors import SpecError, did_you_mean
+from tuner.errors import SpecError, did_you_mean, unknown_text
 from tuner.spec._errors import field_problem, paragraph, problems
 from tuner.spec._names import (
     AUGMENT_PREFIX,
@@ -548,7 +548,5 @@ def _parse_target(item: Any) -> dict[str, Any]:
 
 def _check_choice(kind: str, value: str, choices: tuple[str, ...] | list[str]) -> str:
     if value not in choices:
-        raise ValueError(
-            f"unknown {kind} {value!r}.{did_you_mean(value, choices)} Expected one of: {', '.join(sorted(choices))}"
-        )
+        raise ValueError(unknown_text(kind, value, choices))
     return value
