@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 import click
 
 from tuner.cli.common import STORAGE_ENV, fmt_value, out, storage_file_option, storage_value
-from tuner.store import objective_names, pareto_front, redact, schema, storage_url
+from tuner.engine import counted
+from tuner.store import counts, objective_names, pareto_front, redact, schema, storage_url
 
 if TYPE_CHECKING:
     from tuner.engine import StudyResult
@@ -72,10 +73,9 @@ def run(
             progress=not quiet,
         )
     except StudyInterrupted as stop:
-        _summary(stop.result, spec)
-        done = stop.result.counts()
+        by_state = _summary(stop.result, spec)
         click.echo(
-            f"Interrupted: {done['complete']} complete trials are stored and any running trial was marked as "
+            f"Interrupted: {by_state['complete']} complete trials are stored and any running trial was marked as "
             f"interrupted. Resume with: tuner run {spec}" + (f" --study-name {study_name}" if study_name else ""),
             err=True,
         )
@@ -83,14 +83,15 @@ def run(
     _summary(result, spec)
 
 
-def _summary(result: StudyResult, spec: Path) -> None:
+def _summary(result: StudyResult, spec: Path) -> dict[str, int]:
+    """Print what the run did and the best trial; returns the trials per state."""
     console = out()
-    counts = result.counts()
+    trials = result.study.get_trials(deepcopy=False)  # one read for the counts and the budget
+    by_state, done = counts(trials), counted(trials)
     total = result.spec.budget.n_trials
-    done = result.done()
     console.print(
         f"Study [bold]{result.study.study_name}[/] ({redact(result.storage_url)}): ran {result.ran} trial(s) now; "
-        f"{counts['complete']} complete, {counts['pruned']} pruned, {counts['fail']} failed of budget {total}.",
+        f"{by_state['complete']} complete, {by_state['pruned']} pruned, {by_state['fail']} failed of budget {total}.",
         highlight=False,
     )
     if result.ran == 0 and done >= total:
@@ -101,8 +102,8 @@ def _summary(result: StudyResult, spec: Path) -> None:
         )
     best = result.best_trial
     if best is None:
-        console.print(_no_best(result, spec), highlight=False)
-        return
+        console.print(_no_best(result, spec, by_state["complete"]), highlight=False)
+        return by_state
     # The objective's label ("worst_group", "roc_auc − 0.5×gap"), which is the metric by default.
     metric = objective_names(result.study.user_attrs, 1)[0]
     spread = best.user_attrs.get(schema.VAL_STD)
@@ -111,13 +112,14 @@ def _summary(result: StudyResult, spec: Path) -> None:
     for name, value in best.params.items():
         console.print(f"  {name} = {fmt_value(value, none='None')}", highlight=False)
     console.print(f"Next: tuner show {spec}   |   tuner dashboard --storage {spec}", highlight=False)
+    return by_state
 
 
-def _no_best(result: StudyResult, spec: Path) -> str:
+def _no_best(result: StudyResult, spec: Path, complete: int) -> str:
     front = pareto_front(result.study)
     if front:
         return f"{len(front)} trial(s) on the Pareto front (several objectives, no single best); see: tuner best {spec}"
-    if result.counts()["complete"]:
+    if complete:
         return "No complete trial meets the constraints yet."
     return "No complete trial yet."
 

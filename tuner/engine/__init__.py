@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from tuner._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from tuner.engine._budget import Budget
+    from tuner.engine._budget import Budget, counted
     from tuner.engine._liveness import (
         Diagnosis,
         Pulse,
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 _LAZY = {
     "Budget": "tuner.engine._budget",
+    "counted": "tuner.engine._budget",
     "Diagnosis": "tuner.engine._liveness",
     "Pulse": "tuner.engine._liveness",
     "RunningTrial": "tuner.engine._liveness",
@@ -73,6 +74,7 @@ __all__ = [
     "StudyResult",
     "WorkerJob",
     "WorkerSummary",
+    "counted",
     "diagnose_storage",
     "join_study",
     "mark_worker",

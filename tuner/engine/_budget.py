@@ -8,10 +8,11 @@ retried once with the same parameters) are marked FAIL and do not count.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from tuner.store import schema
 
@@ -32,13 +33,17 @@ class Budget:
         """Counted trials plus RUNNING ones: what a worker compares with ``n_trials`` before asking."""
         return _count(study, (*_COUNTED, TrialState.RUNNING))
 
-    def remaining(self, study: optuna.Study) -> int:
-        """``n_trials`` minus the counted trials: what is left to run, RUNNING trials included."""
-        return max(0, self.n_trials - self.done(study))
-
     def spent(self, study: optuna.Study) -> bool:
         """No trial may start: counted plus running trials reach ``n_trials``."""
         return self.used(study) >= self.n_trials
+
+
+def counted(trials: Iterable[FrozenTrial], *, running: bool = False) -> int:
+    """How many of ``trials`` count against the budget (RUNNING ones too, with ``running``), for a
+    caller that has read the study's trials already."""
+    states = (*_COUNTED, TrialState.RUNNING) if running else _COUNTED
+    fail = TrialState.FAIL
+    return sum(1 for t in trials if t.state in states or (t.state is fail and not _stopped_or_lost(t)))
 
 
 def _count(study: optuna.Study, states: tuple[TrialState, ...]) -> int:
@@ -49,6 +54,9 @@ def _count(study: optuna.Study, states: tuple[TrialState, ...]) -> int:
     """
     trials = study.get_trials(deepcopy=False, states=(*states, TrialState.FAIL))
     fail = TrialState.FAIL
-    return len(trials) - sum(
-        1 for t in trials if t.state is fail and (t.user_attrs.get(schema.INTERRUPTED) or t.user_attrs.get(schema.LOST))
-    )
+    return len(trials) - sum(1 for t in trials if t.state is fail and _stopped_or_lost(t))
+
+
+def _stopped_or_lost(trial: FrozenTrial) -> bool:
+    """A FAIL trial that does not count: Ctrl-C stopped it, or its worker was lost."""
+    return bool(trial.user_attrs.get(schema.INTERRUPTED) or trial.user_attrs.get(schema.LOST))

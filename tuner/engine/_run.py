@@ -17,7 +17,7 @@ import optuna
 import pandas as pd
 from rich.console import Console
 
-from tuner.engine._budget import Budget
+from tuner.engine._budget import Budget, counted
 from tuner.engine._dask import run_on_dask
 from tuner.engine._liveness import reap
 from tuner.engine._loop import FailureGuard, LoopResult, run_trials
@@ -84,7 +84,7 @@ class StudyResult:
 
     def done(self) -> int:
         """Trials that count against ``budget.n_trials`` now (see :class:`~tuner.engine.Budget`)."""
-        return Budget(self.spec.budget.n_trials).done(self.study)
+        return counted(self.study.get_trials(deepcopy=False))
 
 
 def run_study(
@@ -143,8 +143,10 @@ def run_study(
         name=study_name, seed=seed, storage=storage, n_trials=n_trials, timeout=timeout
     )
     jobs = n_jobs or spec.budget.n_jobs
-    if dask is None and jobs > 1:
-        prestart(_model_library(spec))
+    processes = dask is None and jobs > 1
+    preload = _model_library(spec) if processes else []
+    if processes:
+        prestart(preload)
     context = build(spec, data=data)
     fn = make_objective(context, objective)
     url = resolve_url(spec.storage, base_dir=spec.base_dir)
@@ -157,7 +159,7 @@ def run_study(
     enqueue(study, stored.storage, spec, context.space, context.model, stops_early=context.stopping is not None)
     budget = Budget(spec.budget.n_trials)
     done = budget.done(study)
-    if budget.n_trials - done <= 0:
+    if done >= budget.n_trials:
         return result
     limit = max_failures if max_failures is not None else spec.budget.max_failures
     guard = FailureGuard(limit)
@@ -182,8 +184,8 @@ def run_study(
                     workers = None if n_jobs is None and spec.budget.n_jobs == 1 else jobs
                     run_on_dask(stored, job, workers, dask, watcher, guard)
                 else:
-                    n = max(1, min(jobs, budget.remaining(study)))
-                    result.exhausted = run_processes(stored, job, n, watcher, guard, fn, preload=_model_library(spec))
+                    n = max(1, min(jobs, budget.n_trials - done))
+                    result.exhausted = run_processes(stored, job, n, watcher, guard, fn, preload=preload)
             else:
                 # Seeding by the number of trials already run keeps a fresh run reproducible and
                 # keeps a resumed run from proposing the first run's configurations again.

@@ -19,7 +19,7 @@ from typing import Any
 import optuna
 from threadpoolctl import threadpool_limits
 
-from tuner.engine._budget import Budget
+from tuner.engine._budget import Budget, counted
 from tuner.engine._loop import FailureGuard, LoopResult, run_trials
 from tuner.engine._study import open_study
 from tuner.errors import TooManyFailures, TunerError
@@ -33,7 +33,6 @@ from tuner.store import DEFAULT_HEARTBEAT, Heartbeat, StoredStudy, load_stored, 
 Gate = Callable[[], AbstractContextManager[Any]]
 # Exit code of a worker process stopped by its failure guard; the parent reports that itself.
 EXIT_TOO_MANY_FAILURES = 3
-EXIT_INTERRUPTED = 130
 
 
 @dataclass(frozen=True)
@@ -99,10 +98,9 @@ def join_study(
         log_level=optuna.logging.get_verbosity(),
     )
     ran = run_worker(job)
-    study = load_stored(loaded.name, url).study
-    budget = Budget(loaded.budget.n_trials)
-    done = budget.done(study)
-    return WorkerSummary(loaded.name, url, ran, done, budget.used(study) - done, budget.n_trials)
+    trials = load_stored(loaded.name, url).study.get_trials(deepcopy=False)
+    done = counted(trials)
+    return WorkerSummary(loaded.name, url, ran, done, counted(trials, running=True) - done, loaded.budget.n_trials)
 
 
 def run_worker(
@@ -114,9 +112,10 @@ def run_worker(
 ) -> int:
     """Join the study in ``job`` and run trials until its global budget is reached; return how many ran here.
 
-    This is ``tuner worker``: start it on any machine that reaches the storage. It creates the
-    study if it does not exist yet, repairs zombie trials, and seeds its sampler from the study
-    seed, the trials already done and ``index`` (default: host and PID), so workers differ.
+    Every worker runs this: ``tuner worker`` (through :func:`join_study`), local worker processes
+    and Dask tasks. It creates the study if it does not exist yet, repairs zombie trials, and seeds
+    its sampler from the study seed, the trials already done and ``index`` (default: host and PID),
+    so workers differ.
 
     Raises:
         TooManyFailures: after ``job.max_failures`` failed trials in a row (in this worker).
