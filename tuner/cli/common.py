@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
+from tuner.report import fmt_number
 from tuner.store import DEFAULT_FILE, StudyRef, read_url_file, resolve_ref, storage_url
 
 STORAGE_ENV = "TUNER_STORAGE"
@@ -59,8 +60,5 @@ def out() -> Console:
     return Console(soft_wrap=True)
 
 
-def fmt_value(value: Any, *, none: str = "-") -> str:
-    """Numbers to 5 significant digits; ``none`` stands for a missing value."""
-    if isinstance(value, float):
-        return f"{value:.5g}"
-    return none if value is None else str(value)
+# Every command shows numbers as tables and reports do.
+fmt_value = fmt_number

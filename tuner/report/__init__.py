@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         compare_snapshots,
         comparison_records,
         comparison_table,
+        fmt_number,
         format_comparison,
     )
     from tuner.report._html import Plot, ReportContent, build_plots, render_html, write_pngs, write_report
@@ -31,6 +32,8 @@ _LAZY = {
             "compare_snapshots",
             "comparison_records",
             "comparison_table",
+            "fmt_number",
+            "fmt_number",
             "format_comparison",
         ),
         "tuner.report._compare",
@@ -54,6 +57,7 @@ __all__ = [
     "compare_snapshots",
     "comparison_records",
     "comparison_table",
+    "fmt_number",
     "format_comparison",
     "render_html",
     "write_pngs",

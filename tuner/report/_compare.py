@@ -226,11 +226,11 @@ def comparison_table(rows: Sequence[ComparisonRow]) -> Table:
     return table
 
 
-def fmt_number(value: Any) -> str:
-    """Numbers to 5 significant digits; None as ``-``."""
+def fmt_number(value: Any, *, none: str = "-") -> str:
+    """Numbers to 5 significant digits; ``none`` stands for a missing value."""
     if isinstance(value, float):
         return f"{value:.5g}"
-    return "-" if value is None else str(value)
+    return none if value is None else str(value)
 
 
 def duration(seconds: float | None) -> str:

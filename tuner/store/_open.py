@@ -59,10 +59,6 @@ class StoredStudy:
     url: str
     study_id: int
 
-    @property
-    def name(self) -> str:
-        return self.study.study_name
-
 
 def open_storage(url: str, *, heartbeat: Heartbeat | None = None) -> optuna.storages.BaseStorage:
     """Open (creating when needed) the storage at ``url``; raises :class:`StorageError`.
