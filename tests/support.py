@@ -344,7 +344,9 @@ def kill_and_resume_checks(study: Study, complete_before: dict[int, float | None
     retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed]
     assert len(retries) == 1, "the killed trial is retried exactly once"
     assert retries[0].params == dead.params
-    assert retries[0].state == TrialState.COMPLETE
+    assert retries[0].state == TrialState.COMPLETE, [
+        (t.number, t.state.name, t.user_attrs, t.system_attrs.get("failed_trial")) for t in trials
+    ]
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     counted = [t for t in trials if t.state in FINISHED and not t.user_attrs.get("lost")]
     assert len(counted) == n_trials

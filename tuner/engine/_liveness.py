@@ -94,12 +94,19 @@ class Pulse:
         self.closed = False
         self.thread: threading.Thread | None = None
 
-    def start(self, trial_id: int) -> None:
-        """The loop runs ``trial_id`` now: name the worker on it (unless deferred) and beat for it."""
+    def start(self, trial_id: int) -> bool:
+        """The loop runs ``trial_id`` now: name the worker on it (unless deferred) and beat for it.
+
+        Returns False, and keeps no beat, when the trial is finished already: another process
+        took the same queued trial (a process outside tuner can, on SQLite) and stored its result.
+        """
         if self.name_now:
-            mark_worker(self.storage, trial_id, self.worker)
+            try:
+                mark_worker(self.storage, trial_id, self.worker)
+            except UpdateFinishedTrialError:
+                return False
         if self.record is None:
-            return
+            return True
         with self.changed:
             self.trial_id, self.started = trial_id, time.monotonic()
             # A thread waiting for the first beat of the previous trial wakes by then anyway and
@@ -109,6 +116,7 @@ class Pulse:
         if self.thread is None:
             self.thread = threading.Thread(target=self._beat, name="tuner-heartbeat", daemon=True)
             self.thread.start()
+        return True
 
     def stop(self) -> None:
         """The trial is over: no more beats for it (the thread notices when it next wakes)."""

@@ -142,7 +142,11 @@ def run_trials(
                     with latch.held():  # a trial must never exist without this loop knowing it
                         trial = study.ask()
                         current = _optuna.trial_id(trial)
-                        pulse.start(current)
+                        claimed = pulse.start(current)
+                if not claimed:
+                    _log.warning("trial %d: another process took it and finished it first; skipping it", trial.number)
+                    current = None
+                    continue
                 try:
                     frozen = _run_trial(stored, trial, tracked)
                 finally:

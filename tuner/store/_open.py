@@ -154,7 +154,7 @@ def _sqlite(url: str, heartbeat: Heartbeat | None) -> optuna.storages.BaseStorag
         conn.execute("PRAGMA journal_mode=WAL")
     conn.close()
     storage = _with_schema_retries(lambda: _rdb(url, {"connect_args": {"timeout": _SQLITE_BUSY_TIMEOUT_S}}, heartbeat))
-    _relax_sqlite_sync(storage)
+    _set_sqlite_connection_modes(storage)
     return storage
 
 
@@ -177,17 +177,31 @@ def _with_schema_retries(open_: Callable[[], Any], attempts: int = 5) -> Any:
     raise AssertionError("unreachable")
 
 
-def _relax_sqlite_sync(storage: Any) -> None:
-    # In WAL mode synchronous=NORMAL survives a crash or kill -9 of any process; only a power cut
-    # can lose the last commits. Optuna commits several times per trial, and FULL (the default)
-    # syncs the disk on each of them.
+def _set_sqlite_connection_modes(storage: Any) -> None:
+    """Set the pragmas and the transaction mode on each of the storage's connections.
+
+    In WAL mode synchronous=NORMAL survives a crash or kill -9 of any process; only a power cut can
+    lose the last commits. Optuna commits several times per trial, and FULL (the default) syncs the
+    disk on each of them.
+
+    Python's sqlite3 driver starts a transaction only at the first write, so Optuna's "read the
+    trial's state, then write it" runs unlocked: two processes could both pop one queued trial and
+    run it twice, or a zombie repair could overwrite a result stored a moment before. ``BEGIN
+    IMMEDIATE`` takes the write lock at the start of each transaction, which makes every Optuna
+    call atomic across processes (others wait up to the busy timeout), as row locks do on servers.
+    """
     from sqlalchemy import event  # start-up time: only RDB storages need it
 
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+        dbapi_connection.isolation_level = None  # the driver's own BEGIN would come too late
+
+    def on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     event.listen(storage.engine, "connect", on_connect)
-    storage.engine.dispose()  # connections opened while creating the schema lack the pragma
+    event.listen(storage.engine, "begin", on_begin)
+    storage.engine.dispose()  # connections opened while creating the schema lack these
 
 
 def _journal_file(path: Path) -> optuna.storages.BaseStorage:
