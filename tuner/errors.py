@@ -2,7 +2,8 @@
 
 Every error raised for a user mistake is a :class:`TunerError`. Its message is one paragraph that
 names where the problem is (file, field), what was found, and how to fix it. The CLI prints it and
-exits with the error's ``exit_code`` (2); Python callers can catch ``TunerError``.
+exits with the error's ``exit_code``: 2 for bad input, 1 when the environment failed (a server, the
+disk, a damaged file) and the input is fine. Python callers can catch ``TunerError``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ class CatalogError(TunerError):
 
 class StorageError(TunerError):
     """The study storage cannot be opened, or the study is not in it."""
+
+
+class StorageUnavailable(StorageError):
+    """The storage failed while the input is fine: a server down or gone, a full disk, a damaged file."""
+
+    exit_code = 1
 
 
 class OutputError(TunerError):
