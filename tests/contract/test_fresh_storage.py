@@ -10,16 +10,7 @@ import pytest
 
 
 @pytest.mark.slow
-def test_processes_opening_one_fresh_storage_at_once_all_succeed(backend, request):
-    if backend.kind in ("postgresql", "mysql"):
-        # A known gap, kept visible (it still runs: XPASS once fixed). Not strict: a race may be won.
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="tuner retries the race to create a fresh schema on SQLite only (store/_open.py "
-                "_with_schema_retries); on PostgreSQL and MariaDB the losers fail on tables or types that exist",
-                strict=False,
-            )
-        )
+def test_processes_opening_one_fresh_storage_at_once_all_succeed(backend):
     code = f"from tuner.store import open_storage; open_storage({backend.url!r})"
     procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(6)]
     errors = [p.communicate(timeout=120)[1] for p in procs]

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import time
 import warnings
@@ -78,7 +79,7 @@ def open_storage(url: str, *, heartbeat: Heartbeat | None = None) -> optuna.stor
             return _journal_file(Path(url.removeprefix("journal:///")))
         if kind == "redis":
             return _redis(url)
-        return _rdb(url, _server_engine_kwargs(url), heartbeat)
+        return _with_schema_retries(lambda: _rdb(url, _server_engine_kwargs(url), heartbeat))
     except StorageError:
         raise
     except ImportError as exc:
@@ -158,22 +159,28 @@ def _sqlite(url: str, heartbeat: Heartbeat | None) -> optuna.storages.BaseStorag
     return storage
 
 
-def _with_schema_retries(open_: Callable[[], Any], attempts: int = 5) -> Any:
+def _with_schema_retries(open_: Callable[[], Any], attempts: int = 8) -> Any:
     """Open an RDB storage, retrying while another process is creating the same fresh schema.
 
-    Two processes that open a new SQLite file at once (``tuner run`` and ``tuner dashboard``,
-    or a reader polling a study that is starting) both try to create Optuna's tables; the loser
-    fails on the version table's unique key although the schema is then complete.
+    Several processes that open a new database at once (``tuner worker`` on many machines, ``tuner
+    run`` and ``tuner dashboard``, a reader polling a study that is starting) all try to create
+    Optuna's tables. The losers fail on what the winner made meanwhile: a table or type that
+    "already exists", the version table's unique key, or (SQLite) a locked file. Creating the
+    schema skips what exists, so a retry completes it; the jitter keeps the losers from colliding
+    again. Any other error (a server that is down, a wrong password) is raised at once.
     """
-    from sqlalchemy.exc import IntegrityError, OperationalError  # start-up time: only RDB storages need it
+    from sqlalchemy.exc import DBAPIError, IntegrityError  # start-up time: only RDB storages need it
 
     for attempt in range(attempts):
         try:
             return open_()
-        except (IntegrityError, OperationalError):
-            if attempt == attempts - 1:
+        except DBAPIError as exc:
+            race = isinstance(exc, IntegrityError) or any(
+                text in str(exc) for text in ("already exists", "database is locked")
+            )
+            if not race or attempt == attempts - 1:
                 raise
-            time.sleep(0.2 * (attempt + 1))
+            time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
     raise AssertionError("unreachable")
 
 
