@@ -11,6 +11,8 @@ comes here:
   runs its own loop, and samplers such as the grid end a search with ``study.stop()``;
 - the RUNNING trials whose RDB heartbeat is stale (``RDBStorage._get_stale_trial_ids``), and the
   heartbeat table itself (``trial_heartbeats``) for ``tuner doctor``;
+- the private storage calls through which Optuna's cache of an RDB storage reaches the database
+  (``_get_trials``, ``_create_new_trial``, ...), which ``tuner`` retries on a dropped connection;
 - several trial user attributes in one RDB transaction (``optuna.storages._rdb``), and the
   storage behind a study a user hands in (``Study._storage``, ``_CachedStorage._backend``).
 
@@ -42,11 +44,49 @@ PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
     ("optuna.Study", "_stop_flag"),
     ("optuna.storages._CachedStorage", "_backend"),
     ("optuna.storages.RDBStorage", "_get_stale_trial_ids"),
+    ("optuna.storages.RDBStorage", "_create_new_trial"),
+    ("optuna.storages.RDBStorage", "_get_best_trial_id"),
+    ("optuna.storages.RDBStorage", "_get_trials"),
+    ("optuna.storages.RDBStorage", "_set_trial_param"),
     ("optuna.storages.RDBStorage", "_set_trial_attr_without_commit"),
     ("optuna.storages._rdb.storage", "_create_scoped_session"),
     ("optuna.storages._rdb.models", "TrialUserAttributeModel"),
     ("RDB schema", "trial_heartbeats(trial_id, heartbeat)"),
     ("module", "optuna.storages._rdb.storage"),
+)
+# The storage methods that reach the database, journal or server, which tuner's storages retry on
+# a dropped connection (store/_retry.py): the public API, and the private calls through which
+# Optuna's cache of an RDB storage reads and writes.
+STORAGE_CALLS: tuple[str, ...] = (
+    "create_new_study",
+    "delete_study",
+    "set_study_user_attr",
+    "set_study_system_attr",
+    "get_study_id_from_name",
+    "get_study_name_from_id",
+    "get_study_directions",
+    "get_study_user_attrs",
+    "get_study_system_attrs",
+    "get_all_studies",
+    "create_new_trial",
+    "set_trial_param",
+    "get_trial_id_from_study_id_trial_number",
+    "get_trial_number_from_id",
+    "get_trial_param",
+    "set_trial_state_values",
+    "set_trial_intermediate_value",
+    "set_trial_user_attr",
+    "set_trial_system_attr",
+    "get_trial",
+    "get_all_trials",
+    "get_n_trials",
+    "get_best_trial",
+    "record_heartbeat",
+    "_get_stale_trial_ids",
+    "_create_new_trial",
+    "_get_best_trial_id",
+    "_get_trials",
+    "_set_trial_param",
 )
 # Modules a fork server imports once for every worker (the RDB storage checks its schema with
 # alembic at each open): a private module, so it is named here.

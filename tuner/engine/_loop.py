@@ -26,14 +26,14 @@ from optuna.trial import FrozenTrial, TrialState
 from tuner import _optuna
 from tuner.engine._budget import Budget
 from tuner.engine._liveness import Pulse, reap, this_worker
-from tuner.store import Heartbeat, StoredStudy, is_transient, schema
+from tuner.errors import StorageUnavailable
+from tuner.store import Heartbeat, StoredStudy, schema
 
 _log = logging.getLogger("tuner")
 
 Callback = Callable[[optuna.Study, FrozenTrial], None]
 # Zombie trials are looked for at start, then this often (and whenever the budget looks spent).
 _REAP_EVERY_S = 10.0
-_TELL_ATTEMPTS = 4
 
 
 class FailureGuard:
@@ -180,8 +180,8 @@ class _TrackedObjective:
         except KeyboardInterrupt:
             _quietly(lambda: trial.set_user_attr(schema.INTERRUPTED, True))
             raise
-        except (optuna.TrialPruned, optuna.exceptions.UpdateFinishedTrialError):
-            raise
+        except (optuna.TrialPruned, optuna.exceptions.UpdateFinishedTrialError, StorageUnavailable):
+            raise  # a storage that stopped answering ends the worker, not the trial (see store/_retry.py)
         except Exception as exc:
             message = f"{type(exc).__name__}: {exc}"[:2000]
             if not _quietly(lambda: trial.set_user_attr(schema.ERROR, message)):
@@ -263,6 +263,8 @@ def _run_trial(stored: StoredStudy, trial: optuna.Trial, tracked: _TrackedObject
     except KeyboardInterrupt:
         _tell(stored, trial, TrialState.FAIL, None)
         raise
+    except StorageUnavailable:
+        raise
     except Exception:
         pass  # _TrackedObjective stored the error on the trial
     else:
@@ -300,24 +302,19 @@ def _quietly(action: Callable[[], object]) -> bool:
 def _tell(
     stored: StoredStudy, trial: optuna.Trial, state: TrialState, values: list[float] | None
 ) -> FrozenTrial | None:
-    """Store the outcome, retrying with backoff while the storage is unreachable."""
-    for attempt in range(_TELL_ATTEMPTS):
-        try:
-            return stored.study.tell(trial, values, state=state)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            break
-        except ValueError:  # tell refuses a trial that is no longer RUNNING
-            finished = stored.storage.get_trial(_optuna.trial_id(trial))
-            if not finished.state.is_finished():
-                raise
-            if attempt > 0 and finished.state == state:
-                return finished  # the attempt that "failed" had gone through
-            break
-        except Exception as exc:
-            if attempt == _TELL_ATTEMPTS - 1 or not is_transient(exc):
-                raise
-            _log.warning("trial %d: storing the result failed (%s); retrying", trial.number, type(exc).__name__)
-            time.sleep(0.5 * 2**attempt)
+    """Store the outcome (the storage retries a dropped connection); None when a peer finished the trial.
+
+    A retried write whose first attempt went through finds the trial finished already: that is
+    this worker's own outcome when the state matches, since peers only ever mark trials FAIL as lost.
+    """
+    try:
+        return stored.study.tell(trial, values, state=state)
+    except (optuna.exceptions.UpdateFinishedTrialError, ValueError):  # tell refuses a finished trial
+        finished = stored.storage.get_trial(_optuna.trial_id(trial))
+        if not finished.state.is_finished():
+            raise
+        if finished.state == state and not finished.user_attrs.get(schema.LOST):
+            return finished
     _log_discarded(trial)
     return None
 

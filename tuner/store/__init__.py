@@ -11,7 +11,6 @@ from tuner.store._open import (
     Heartbeat,
     StoredStudy,
     check_storage,
-    is_transient,
     load_stored,
     open_existing,
     open_storage,
@@ -39,6 +38,7 @@ from tuner.store._read import (
     trial_record,
 )
 from tuner.store._refs import StudyRef, is_spec_file, resolve_ref, split_ref, storage_url
+from tuner.store._retry import is_transient
 from tuner.store._spec import spec_dict, stored_spec
 from tuner.store._urls import (
     DEFAULT_FILE,

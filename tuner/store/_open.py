@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import sqlite3
 import time
@@ -22,10 +23,11 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import optuna
-from optuna.exceptions import ExperimentalWarning, StorageInternalError
+from optuna.exceptions import ExperimentalWarning
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalRedisBackend
 
 from tuner.errors import StorageError, did_you_mean
+from tuner.store._retry import POLICY, RetryingJournalStorage, RetryingRDBStorage, causes, is_dropped
 from tuner.store._urls import file_of, kind_of, redact, scrub
 
 _SQLITE_BUSY_TIMEOUT_S = 60
@@ -79,6 +81,7 @@ def open_storage(url: str, *, heartbeat: Heartbeat | None = None) -> optuna.stor
             return _journal_file(Path(url.removeprefix("journal:///")))
         if kind == "redis":
             return _redis(url)
+        _quiet_pool()
         return _with_schema_retries(lambda: _rdb(url, _server_engine_kwargs(url), heartbeat))
     except StorageError:
         raise
@@ -139,7 +142,7 @@ def _rdb(url: str, engine_kwargs: dict[str, Any], heartbeat: Heartbeat | None) -
                 "grace_period": heartbeat.grace,
                 "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
             }
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **options)
+        return RetryingRDBStorage(url, engine_kwargs=engine_kwargs, **options)
 
 
 def _sqlite(url: str, heartbeat: Heartbeat | None) -> optuna.storages.BaseStorage:
@@ -159,8 +162,9 @@ def _sqlite(url: str, heartbeat: Heartbeat | None) -> optuna.storages.BaseStorag
     return storage
 
 
-def _with_schema_retries(open_: Callable[[], Any], attempts: int = 8) -> Any:
-    """Open an RDB storage, retrying while another process is creating the same fresh schema.
+def _with_schema_retries(open_: Callable[[], Any]) -> Any:
+    """Open an RDB storage, retrying while another process creates the same fresh schema, or
+    while the server ends connections, with the pauses of the retry policy (store/_retry.py).
 
     Several processes that open a new database at once (``tuner worker`` on many machines, ``tuner
     run`` and ``tuner dashboard``, a reader polling a study that is starting) all try to create
@@ -169,19 +173,22 @@ def _with_schema_retries(open_: Callable[[], Any], attempts: int = 8) -> Any:
     schema skips what exists, so a retry completes it; the jitter keeps the losers from colliding
     again. Any other error (a server that is down, a wrong password) is raised at once.
     """
-    from sqlalchemy.exc import DBAPIError, IntegrityError  # start-up time: only RDB storages need it
+    from sqlalchemy.exc import IntegrityError  # start-up time: only RDB storages need it
 
-    for attempt in range(attempts):
+    pauses = POLICY.pauses()
+    while True:
         try:
             return open_()
-        except DBAPIError as exc:
-            race = isinstance(exc, IntegrityError) or any(
-                text in str(exc) for text in ("already exists", "database is locked")
+        except Exception as exc:  # Optuna wraps some driver errors in its StorageInternalError
+            again = is_dropped(exc) or any(
+                isinstance(cause, IntegrityError)
+                or any(text in str(cause) for text in ("already exists", "database is locked"))
+                for cause in causes(exc)
             )
-            if not race or attempt == attempts - 1:
+            pause = next(pauses, None) if again else None
+            if pause is None:
                 raise
-            time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
-    raise AssertionError("unreachable")
+            time.sleep(random.uniform(0.5, 1.0) * pause)
 
 
 def _set_sqlite_connection_modes(storage: Any) -> None:
@@ -215,7 +222,7 @@ def _journal_file(path: Path) -> optuna.storages.BaseStorage:
     if not path.parent.is_dir():
         raise StorageError(f"cannot open journal storage: folder {str(path.parent)!r} does not exist.")
     backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
-    return optuna.storages.JournalStorage(backend)
+    return RetryingJournalStorage(backend)
 
 
 def _redis(url: str) -> optuna.storages.BaseStorage:
@@ -227,7 +234,14 @@ def _redis(url: str) -> optuna.storages.BaseStorage:
     prefix = next((value for key, value in query if key == "prefix"), "")
     url = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k != "prefix"])))
     redis.Redis.from_url(url).ping()  # fail now, with a clear message, rather than at the first trial
-    return optuna.storages.JournalStorage(JournalRedisBackend(url, prefix=prefix))
+    return RetryingJournalStorage(JournalRedisBackend(url, prefix=prefix))
+
+
+def _quiet_pool() -> None:
+    # When a server ends a connection, SQLAlchemy's pool logs a traceback as it discards it ("Exception
+    # during reset or similar"). The retry policy (store/_retry.py) handles the drop and says so in
+    # one line; the pool's traceback would only alarm.
+    logging.getLogger("sqlalchemy.pool").setLevel(logging.CRITICAL)
 
 
 def _server_engine_kwargs(url: str) -> dict[str, Any]:
@@ -247,13 +261,6 @@ def _driver_hint(module: str) -> str:
         "MySQLdb": "mysqlclient",
         "redis": "redis",
     }.get(module, module)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Errors that a retry can cure: a dropped connection, a locked SQLite file, a Redis hiccup."""
-    if isinstance(exc, StorageInternalError | ConnectionError | TimeoutError):
-        return True
-    return type(exc).__module__.split(".")[0] in ("sqlalchemy", "redis", "psycopg2", "psycopg", "pymysql")
 
 
 @dataclass(frozen=True)
