@@ -27,7 +27,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from tuner.errors import SpecError, did_you_mean, unknown_text
+from tuner.errors import SpecError, did_you_mean, shorten, shown, unknown_text
 from tuner.spec._errors import field_problem, paragraph, problems
 from tuner.spec._names import (
     AUGMENT_PREFIX,
@@ -131,7 +131,7 @@ class DataSpec(_Frozen):
         if value is not None and value.startswith("sklearn:") and value.removeprefix("sklearn:") not in SKLEARN_SETS:
             name = value.removeprefix("sklearn:")
             raise ValueError(
-                f"unknown bundled data set {name!r}.{did_you_mean(name, SKLEARN_SETS)} "
+                f"unknown bundled data set {shown(name)}.{did_you_mean(name, SKLEARN_SETS)} "
                 f"Expected sklearn:<{'|'.join(SKLEARN_SETS)}> or a CSV/Parquet path"
             )
         return value
@@ -351,12 +351,12 @@ class StudySpec(_Frozen):
                 bad = [v for v in (param.choices or (param.value,)) if v not in BALANCE_MODES]
                 if bad:
                     raise ValueError(
-                        f"space.balance: unknown balance mode {bad[0]!r}; expected one of: {', '.join(BALANCE_MODES)}"
+                        f"space.balance: unknown balance mode {shown(bad[0])}; expected one of: {', '.join(BALANCE_MODES)}"
                     )
             elif name.startswith(AUGMENT_PREFIX) and name.removeprefix(AUGMENT_PREFIX) not in SEARCHABLE_AUGMENT:
                 key = name.removeprefix(AUGMENT_PREFIX)
                 raise ValueError(
-                    f"space.{name}: {key!r} cannot be searched.{did_you_mean(key, SEARCHABLE_AUGMENT)} "
+                    f"space.{shorten(name)}: {shown(key)} cannot be searched.{did_you_mean(key, SEARCHABLE_AUGMENT)} "
                     f"Searchable augmentation settings: {', '.join(AUGMENT_PREFIX + k for k in SEARCHABLE_AUGMENT)}"
                 )
         return value
@@ -413,7 +413,7 @@ class StudySpec(_Frozen):
         for name, param in self.space.items():
             for parent in param.when or {}:
                 if parent == name:
-                    raise ValueError(f"space.{name}: `when` cannot refer to the parameter itself")
+                    raise ValueError(f"space.{shorten(name)}: `when` cannot refer to the parameter itself")
         return self
 
     @property
@@ -507,7 +507,7 @@ def _parse_objective(value: Any) -> Any:
         return {} if value is None else value
     if isinstance(value, str) and ":" in value:
         if not re.fullmatch(r"[\w.]+:[\w.]+", value):
-            raise ValueError(f"expected `pkg.module:function` for a custom objective, got {value!r}")
+            raise ValueError(f"expected `pkg.module:function` for a custom objective, got {shown(value)}")
         return {"custom": value}
     if isinstance(value, dict) and value and set(value) <= {"custom", "targets"}:
         return value  # the canonical form, as `model_dump` writes it
@@ -536,13 +536,15 @@ def _parse_target(item: Any) -> dict[str, Any]:
         name, options = item, {}
     else:
         raise ValueError(
-            f"expected an objective name ({', '.join(TARGET_NAMES)}), `{{penalized: 0.5}}` or a list of them, got {item!r}"
+            f"expected an objective name ({', '.join(TARGET_NAMES)}), `{{penalized: 0.5}}` or a list of them, got {shown(item)}"
         )
     _check_choice("objective", str(name), TARGET_NAMES)
     if name == "penalized" and not isinstance(options.get("penalty"), int | float):
-        raise ValueError(f"`penalized` needs a numeric penalty, e.g. `objective: {{penalized: 0.5}}`; got {item!r}")
+        raise ValueError(
+            f"`penalized` needs a numeric penalty, e.g. `objective: {{penalized: 0.5}}`; got {shown(item)}"
+        )
     if name != "penalized" and options:
-        raise ValueError(f"objective {name!r} takes no options (only `penalized` takes a penalty); got {item!r}")
+        raise ValueError(f"objective {name!r} takes no options (only `penalized` takes a penalty); got {shown(item)}")
     return {"name": name, **options}
 
 
