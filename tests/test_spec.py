@@ -6,6 +6,7 @@ overrides (``run_study(n_trials=…)``, ``tuner run --n-trials``) checked agains
 from __future__ import annotations
 
 import json
+import math
 import textwrap
 import tracemalloc
 
@@ -310,6 +311,45 @@ def test_param_checks(tmp_path):
         ParamSpec(type="float", low=0.1)
     with pytest.raises(SpecError, match="cannot refer to the parameter itself"):
         _spec(space={"C": {"type": "float", "low": 0.1, "high": 1, "when": {"C": 0.5}}})
+
+
+@pytest.mark.parametrize(
+    ("param", "shown"),
+    [
+        ("{type: float, low: 0.1, high: .inf}", "`high: inf`"),
+        ("{type: float, low: .nan, high: 1}", "`low: nan`"),
+        ("{type: float, low: -.inf, high: 1}", "`low: -inf`"),
+        ("{type: float, low: 0, high: 1, step: .nan}", "`step: nan`"),
+        ("{type: int, low: 1, high: .inf}", "`high: inf`"),
+    ],
+)
+def test_non_finite_bounds_are_spec_errors(tmp_path, param, shown):
+    path = tmp_path / "bounds.yaml"
+    path.write_text(f"name: b\ndata: {{source: 'sklearn:iris'}}\nmodel: logistic\nspace:\n  C: {param}\n")
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    message = str(info.value)
+    assert f"{path}, line 5, field 'space.C': {shown} is not a finite number" in message
+    assert message.count("problem") == 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"budget": {"timeout": float("inf")}}, "budget.timeout"),
+        ({"constraints": {"max_gap": float("nan")}}, "constraints.max_gap"),
+        ({"augment": {"noise_std": float("inf")}}, "augment.noise_std"),
+        ({"objective": {"penalized": float("inf")}}, "objective.targets.0.penalty"),
+    ],
+)
+def test_other_non_finite_numbers_are_spec_errors(changes, field):
+    with pytest.raises(SpecError, match=rf"field '{field}': Input should be a finite number"):
+        _spec(**changes)
+
+
+def test_nan_stays_a_valid_fixed_value_or_choice():
+    spec = _spec(model="xgboost", space={"missing": float("nan"), "max_bin": [64, 256]})
+    assert math.isnan(spec.space["missing"].value)
 
 
 # --- immutability and hashing ------------------------------------------------------------------

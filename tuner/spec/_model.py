@@ -11,6 +11,7 @@ import functools
 import hashlib
 import importlib.util
 import json
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -50,7 +51,8 @@ Scalar = str | int | float | bool | None
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # `.inf` and `.nan` are valid YAML floats; as a limit, share or timeout they fail every trial.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ParamSpec(_Frozen):
@@ -59,6 +61,9 @@ class ParamSpec(_Frozen):
     In YAML a scalar means a fixed value and a list means categorical choices, so
     ``max_depth: 6`` and ``criterion: [gini, entropy]`` are shorthands.
     """
+
+    # A fixed value or a choice may be NaN (XGBoost's `missing`); the bounds are checked below.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=True)
 
     type: Literal["float", "int", "categorical", "fixed"]
     low: float | None = None
@@ -77,6 +82,13 @@ class ParamSpec(_Frozen):
         if self.type in ("float", "int"):
             if self.low is None or self.high is None:
                 raise ValueError(f"a {self.type} parameter needs both `low` and `high`")
+            for key in ("low", "high", "step"):
+                bound = getattr(self, key)
+                if bound is not None and not math.isfinite(bound):
+                    raise ValueError(
+                        f"`{key}: {bound}` is not a finite number, and a sampler cannot draw from an unbounded or "
+                        f"undefined range; give a number (`log: true` suits a range over many orders of magnitude)"
+                    )
             if self.low > self.high:
                 raise ValueError(f"`low <= high` must hold, but got low={self.low:g}, high={self.high:g}")
             if self.log and self.low <= 0:
