@@ -54,7 +54,8 @@ class ReportError(TunerError):
 
 
 class TooManyFailures(TunerError):
-    """``max_failures`` trials in a row failed; the message shows the first error."""
+    """``max_failures`` trials in a row failed, or a run's trials failed and none completed; the message shows
+    the first error."""
 
 
 class WorkerError(TunerError):
@@ -79,6 +80,11 @@ def shown(value: object) -> str:
 def shorten(text: str, limit: int = _QUOTE_LIMIT) -> str:
     """``text`` cut to ``limit`` characters, ending in "…" when cut."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def sentence(text: str) -> str:
+    """``text`` ending in one full stop: for a message quoted inside another, which may end in one already."""
+    return text if text.endswith((".", "!", "?", "…")) else f"{text}."
 
 
 def did_you_mean(value: str, choices: Iterable[str]) -> str:
