@@ -151,6 +151,20 @@ def test_too_many_failures_in_a_row_stop_the_study_with_the_first_error(tmp_path
     assert "in a row failed" in result.err and "Traceback" not in result.err
 
 
+def test_a_first_error_that_ends_a_sentence_is_quoted_with_one_full_stop(tmp_path, write_spec):
+    _objective_module(
+        tmp_path,
+        """
+        def objective(trial, ctx):
+            raise ValueError("Input X contains infinity.")
+        """,
+    )
+    spec = write_spec({"objective": "objmod:objective", "budget": {"n_trials": 50}})
+    with pytest.raises(TooManyFailures) as info:
+        tuner.run_study(spec, max_failures=2)
+    assert "The first error was: ValueError: Input X contains infinity. Completed trials" in str(info.value)
+
+
 def test_a_run_in_which_every_trial_fails_ends_with_the_first_error(tmp_path, write_spec, run_cli):
     _objective_module(
         tmp_path,
