@@ -62,6 +62,16 @@ def write_spec_file(folder: Path, changes: dict[str, Any] | None = None, filenam
     return path
 
 
+def alias_bomb(levels: int, width: int = 9) -> str:
+    """A valid-looking spec whose ``sampler.options`` hold a billion-laughs YAML: anchor ``l<k>`` lists
+    ``width`` aliases of ``l<k-1>``, so the last one expands to ``width ** levels`` values."""
+    lines = ["name: bomb", "data: {source: 'sklearn:iris'}", "model: logistic", "sampler:", "  name: tpe", "  options:"]
+    lines.append(f"    l0: &l0 [{', '.join(['lol'] * width)}]")
+    for level in range(1, levels + 1):
+        lines.append(f"    l{level}: &l{level} [{', '.join([f'*l{level - 1}'] * width)}]")
+    return "\n".join(lines) + "\n"
+
+
 def sqlite_url(folder: Path) -> str:
     """The URL of the default storage of specs in ``folder`` (``tuner.db`` next to them)."""
     return f"sqlite:///{folder / 'tuner.db'}"

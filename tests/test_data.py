@@ -208,3 +208,93 @@ def test_dict_spec_without_source_or_frame_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match=r"field 'data.source': no data given"):
         tuner.run_study(spec)
     assert not (tmp_path / "tuner.db").exists()
+
+
+# --- data that would fail every trial: refused before the first one -----------------------------
+
+
+def test_inf_in_a_feature_is_a_data_error_naming_the_columns(tmp_path):
+    frame = _messy_frame()
+    frame.loc[[4, 7], "x2"] = [np.inf, -np.inf]
+    with pytest.raises(DataError) as info:
+        _load(tmp_path, frame=frame, target="label")
+    message = str(info.value)
+    assert message.startswith(f"{LABEL}, field 'data.features': column 'x2' holds ±inf in 2 rows")
+    assert "NaN" in message, "the fix: missing values are handled, infinite ones are not"
+
+
+def test_inf_in_a_regression_target_is_a_data_error(tmp_path):
+    frame = _messy_frame()
+    frame["amount"] = np.arange(len(frame), dtype=float) + 0.5
+    frame.loc[3, "amount"] = np.inf
+    with pytest.raises(DataError, match=r"field 'data.target': column 'amount' holds ±inf in 1 row\b"):
+        _load(tmp_path, frame=frame, target="amount", drop=["label"])
+
+
+def test_nan_in_features_still_loads_and_is_imputed_for_models_that_need_it(tmp_path):
+    dataset = _load(tmp_path, frame=_messy_frame(), target="label")
+    assert dataset.has_missing
+    assert make_preprocessor(dataset, handles_missing=False) is not None
+
+
+def test_a_header_only_csv_has_no_rows(tmp_path):
+    (tmp_path / "empty.csv").write_text("a,b,y\n")
+    with pytest.raises(DataError, match=r"field 'data.source': '.*empty.csv' has no rows \(only a header\)"):
+        _load(tmp_path, source="empty.csv", target="y")
+
+
+def test_duplicate_column_names_in_a_csv_are_a_data_error(tmp_path):
+    (tmp_path / "dup.csv").write_text("a,b,a,b,y\n1,2,3,4,0\n5,6,7,8,1\n")
+    with pytest.raises(DataError, match=r"dup.csv' has duplicate column names: 'a', 'b'\. Rename"):
+        _load(tmp_path, source="dup.csv", target="y")
+
+
+def test_a_column_named_like_a_renamed_duplicate_is_fine(tmp_path):
+    (tmp_path / "dots.csv").write_text("a,a.1,y\n1,2,0\n3,4,1\n")
+    assert list(_load(tmp_path, source="dots.csv", target="y").X.columns) == ["a", "a.1"]
+
+
+def test_duplicate_column_names_in_a_dataframe_are_a_data_error(tmp_path):
+    frame = _messy_frame()
+    frame.columns = ["x1", "x1", *frame.columns[2:]]
+    with pytest.raises(DataError, match=r"field 'data.source': the DataFrame has duplicate column names: 'x1'"):
+        _load(tmp_path, frame=frame, target="label")
+
+
+@pytest.mark.parametrize(
+    ("body", "fragments"),
+    [
+        (
+            "def make(n_rows):\n    return None\n",
+            ("'gen:make' takes arguments (n_rows)", "called with none", "give them defaults"),
+        ),
+        (
+            "def make():\n    raise RuntimeError('database is down.')\n",
+            ("'gen:make' raised RuntimeError: database is down. Run it", "to see the traceback"),
+        ),
+    ],
+)
+def test_a_python_data_function_that_fails_is_a_data_error(tmp_path, fresh_imports, body, fragments):
+    (tmp_path / "gen.py").write_text(body)
+    with pytest.raises(DataError) as info:
+        _load(tmp_path, source="python:gen:make", target="y")
+    message = str(info.value)
+    assert message.startswith(f"{LABEL}, field 'data.source': ")
+    for fragment in fragments:
+        assert fragment in message
+    assert ".." not in message
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_bad_data_exits_2_before_anything_is_written(tmp_path, run_cli, fresh_imports, command):
+    frame = _messy_frame()
+    frame.loc[5, "x1"] = np.inf
+    frame.to_csv(tmp_path / "inf.csv", index=False)
+    (tmp_path / "gen.py").write_text("def make():\n    raise KeyError('table')\n")
+    for source in ("inf.csv", "python:gen:make"):
+        path = tmp_path / "study.yaml"
+        path.write_text(yaml.safe_dump(_run_dict(tmp_path, {"source": source, "target": "label", "drop": ["color"]})))
+        result = run_cli(command, path)
+        assert result.code == 2, result.err
+        assert result.err.startswith(f"Error: {path}, field 'data.") and "Traceback" not in result.err
+        assert not (tmp_path / "tuner.db").exists()

@@ -151,6 +151,41 @@ def test_too_many_failures_in_a_row_stop_the_study_with_the_first_error(tmp_path
     assert "in a row failed" in result.err and "Traceback" not in result.err
 
 
+def test_a_first_error_that_ends_a_sentence_is_quoted_with_one_full_stop(tmp_path, write_spec):
+    _objective_module(
+        tmp_path,
+        """
+        def objective(trial, ctx):
+            raise ValueError("Input X contains infinity.")
+        """,
+    )
+    spec = write_spec({"objective": "objmod:objective", "budget": {"n_trials": 50}})
+    with pytest.raises(TooManyFailures) as info:
+        tuner.run_study(spec, max_failures=2)
+    assert "The first error was: ValueError: Input X contains infinity. Completed trials" in str(info.value)
+
+
+def test_a_run_in_which_every_trial_fails_ends_with_the_first_error(tmp_path, write_spec, run_cli):
+    _objective_module(
+        tmp_path,
+        """
+        def objective(trial, ctx):
+            trial.suggest_float("x", 0, 1)
+            raise ValueError(f"bad value in trial {trial.number}.")
+        """,
+    )
+    spec = write_spec({"objective": "objmod:objective", "budget": {"n_trials": 3}})  # fewer than max_failures
+    with pytest.raises(TooManyFailures) as info:
+        tuner.run_study(spec)
+    message = str(info.value)
+    assert message.startswith(f"{spec}: no trial of the study has completed; the last 3 trial(s) failed.")
+    assert "The first error was: ValueError: bad value in trial 0. Fix the cause" in message
+    assert [t.state.name for t in _trials(spec)] == ["FAIL"] * 3
+    result = run_cli("run", spec, "-q", "--n-trials", "5")
+    assert result.code == 2
+    assert "ValueError: bad value in trial 3." in result.err and "Traceback" not in result.err
+
+
 @pytest.mark.slow
 def test_ctrl_c_marks_the_running_trial_and_a_rerun_finishes_the_budget(make_study, tuner_process):
     study = make_study("held", n_trials=8)

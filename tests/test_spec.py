@@ -6,12 +6,14 @@ overrides (``run_study(n_trials=…)``, ``tuner run --n-trials``) checked agains
 from __future__ import annotations
 
 import json
+import math
 import textwrap
+import tracemalloc
 
 import pytest
 import yaml
 from pydantic import ValidationError
-from support import BASE_SPEC
+from support import BASE_SPEC, alias_bomb
 
 import tuner
 from tuner.errors import SpecError
@@ -175,6 +177,119 @@ def test_invalid_yaml_reports_line_and_column(tmp_path):
     assert "line 3" in str(info.value) and "column" in str(info.value)
 
 
+# --- hostile files: bounded YAML, encoding, long values ---------------------------------------
+
+
+def test_an_alias_bomb_is_refused_before_it_expands(tmp_path):
+    path = tmp_path / "bomb.yaml"
+    path.write_text(alias_bomb(levels=9))  # 9**9 values once expanded
+    tracemalloc.start()
+    try:
+        with pytest.raises(SpecError) as info:
+            load_spec(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    message = str(info.value)
+    assert f"{path}, line 11: " in message, "the line where the expansion passes the limit (l4, 9**5 values)"
+    assert "expands to more than 10000 values" in message and "alias" in message
+    assert len(message) < 600
+    assert peak < 5_000_000
+
+
+def test_too_many_aliases_are_refused(tmp_path):
+    path = tmp_path / "aliases.yaml"
+    many = ", ".join(["*one"] * 101)
+    path.write_text(
+        f"name: a\ndata: {{source: 'sklearn:iris'}}\nmodel: knn\nsampler:\n  options: {{a: &one 1, b: [{many}]}}\n"
+    )
+    with pytest.raises(SpecError, match=rf"{path}, line 5: more than 100 YAML aliases"):
+        load_spec(path)
+    path.write_text(path.read_text().replace(f"{many}]", ", ".join(["*one"] * 100) + "]"))
+    assert load_spec(path).sampler.options["b"] == [1] * 100
+
+
+def test_a_recursive_alias_is_refused(tmp_path):
+    path = tmp_path / "loop.yaml"
+    path.write_text("name: a\ndata: {source: 'sklearn:iris'}\nmodel: knn\nsampler:\n  options: {a: &me [1, *me]}\n")
+    with pytest.raises(SpecError, match=rf"{path}, line 5: the alias \*me refers to a value that contains it"):
+        load_spec(path)
+
+
+def test_deep_nesting_is_refused_without_a_recursion_error(tmp_path):
+    path = tmp_path / "deep.yaml"
+    path.write_text(
+        "name: a\ndata: {source: 'sklearn:iris'}\nmodel: knn\nsampler:\n  options: {a: "
+        + "[" * 2000
+        + "]" * 2000
+        + "}\n"
+    )
+    with pytest.raises(SpecError, match=rf"{path}, line 5: values nested more than 50 levels deep"):
+        load_spec(path)
+
+
+def test_a_file_over_the_size_limit_is_refused_unread(tmp_path):
+    path = tmp_path / "big.yaml"
+    path.write_text("name: big\n" + "# padding\n" * 30_000)  # 300 KB of comments
+    with pytest.raises(SpecError, match=rf"{path}: the file has 300010 bytes; a study file may have at most 262144"):
+        load_spec(path)
+
+
+def test_an_alias_bomb_in_an_override_is_refused(write_spec):
+    bomb = "[" + ", ".join(["*a"] * 9) + "]"
+    value = "{a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol], b: &b " + bomb + "}"
+    for level in "cdefg":
+        value = value[:-1] + f", {level}: &{level} " + bomb.replace("*a", f"*{chr(ord(level) - 1)}") + "}"
+    with pytest.raises(SpecError, match=r"--set 'sampler.options=.*expands to more than 10000 values"):
+        load_spec(write_spec(), overrides=[f"sampler.options={value}"])
+
+
+def test_a_study_file_that_is_not_utf8_names_the_byte_and_line(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(b"name: x\ndata: {source: 'sklearn:iris'}\nmodel: knn\n# caf\xe9\n")
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    message = str(info.value)
+    assert f"{path}, line 4, column 6 (byte 55): 0xe9 is not UTF-8" in message
+    assert "save it as UTF-8" in message
+    assert "\n" not in message
+
+
+def test_a_control_character_names_its_line(tmp_path):
+    path = tmp_path / "ctrl.yaml"
+    path.write_text("name: x\ndata: {source: 'sklearn:iris'}\nmodel: knn\nseed: 1\x01\n")
+    with pytest.raises(SpecError, match=rf"{path}, line 4: the control character U\+0001 is not allowed in YAML"):
+        load_spec(path)
+
+
+@pytest.mark.parametrize(
+    ("changes", "shown"),
+    [
+        ({"metric": "m" * 5000}, "unknown metric 'mmmmm"),
+        ({"space": {"C": [list(range(3000))]}}, "(got [0, 1, 2, 3, 4, 5, ...])"),
+        ({"objective": [{"x" * 5000: 1}]}, "unknown objective 'xxxx"),
+        ({"budget": {"x" * 5000: 1}}, "unknown key 'xxxx"),
+        ({"data": {"source": "sklearn:" + "d" * 5000}}, "unknown bundled data set 'dddd"),
+    ],
+)
+def test_spec_errors_quote_long_values_shortly(changes, shown):
+    with pytest.raises(SpecError) as info:
+        _spec(**changes)
+    message = str(info.value)
+    assert shown in message
+    assert len(message) < 1500, message[:2000]  # the list of metric names is most of it
+
+
+def test_many_problems_are_counted_but_only_the_first_ones_listed():
+    space = {f"p{i}": {"type": "float", "low": 2, "high": 1} for i in range(200)}
+    with pytest.raises(SpecError) as info:
+        _spec(space=space)
+    message = str(info.value)
+    assert message.startswith("Invalid study spec (200 problems): ")
+    assert "field 'space.p9'" in message and "field 'space.p10'" not in message
+    assert "… and 190 more" in message
+
+
 def test_dict_specs_without_a_file_still_name_the_field():
     with pytest.raises(SpecError, match=r"the study spec, field 'cv.folds'"):
         load_spec({**BASE_SPEC, "cv": {"folds": 1}})
@@ -196,6 +311,45 @@ def test_param_checks(tmp_path):
         ParamSpec(type="float", low=0.1)
     with pytest.raises(SpecError, match="cannot refer to the parameter itself"):
         _spec(space={"C": {"type": "float", "low": 0.1, "high": 1, "when": {"C": 0.5}}})
+
+
+@pytest.mark.parametrize(
+    ("param", "shown"),
+    [
+        ("{type: float, low: 0.1, high: .inf}", "`high: inf`"),
+        ("{type: float, low: .nan, high: 1}", "`low: nan`"),
+        ("{type: float, low: -.inf, high: 1}", "`low: -inf`"),
+        ("{type: float, low: 0, high: 1, step: .nan}", "`step: nan`"),
+        ("{type: int, low: 1, high: .inf}", "`high: inf`"),
+    ],
+)
+def test_non_finite_bounds_are_spec_errors(tmp_path, param, shown):
+    path = tmp_path / "bounds.yaml"
+    path.write_text(f"name: b\ndata: {{source: 'sklearn:iris'}}\nmodel: logistic\nspace:\n  C: {param}\n")
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    message = str(info.value)
+    assert f"{path}, line 5, field 'space.C': {shown} is not a finite number" in message
+    assert message.count("problem") == 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"budget": {"timeout": float("inf")}}, "budget.timeout"),
+        ({"constraints": {"max_gap": float("nan")}}, "constraints.max_gap"),
+        ({"augment": {"noise_std": float("inf")}}, "augment.noise_std"),
+        ({"objective": {"penalized": float("inf")}}, "objective.targets.0.penalty"),
+    ],
+)
+def test_other_non_finite_numbers_are_spec_errors(changes, field):
+    with pytest.raises(SpecError, match=rf"field '{field}': Input should be a finite number"):
+        _spec(**changes)
+
+
+def test_nan_stays_a_valid_fixed_value_or_choice():
+    spec = _spec(model="xgboost", space={"missing": float("nan"), "max_bin": [64, 256]})
+    assert math.isnan(spec.space["missing"].value)
 
 
 # --- immutability and hashing ------------------------------------------------------------------

@@ -7,6 +7,8 @@ Sources: ``sklearn:<name>`` (sets bundled with scikit-learn, offline), CSV or Pa
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -20,7 +22,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from tuner.errors import DataError, did_you_mean
+from tuner.errors import DataError, did_you_mean, sentence, shorten
 from tuner.spec import Task
 from tuner.usercode import import_object
 
@@ -84,18 +86,22 @@ def load_dataset(
     ``fairness_groups`` names a column (``fairness.groups``) kept aside for per-group scores.
     """
     if frame is not None:
-        table, default_target = frame, None
+        table, default_target, what = frame, None, "the DataFrame"
     elif spec.source is None:
         raise DataError(
             f"{label}, field 'data.source': no data given. Set `data.source` to `sklearn:<name>` or a CSV/Parquet "
             "path, or pass a DataFrame from Python (`run_study(spec, data=df)`)."
         )
     elif spec.source.startswith("sklearn:"):
-        table, default_target = _load_bundled(spec.source.removeprefix("sklearn:")), "target"
+        table, default_target, what = _load_bundled(spec.source.removeprefix("sklearn:")), "target", spec.source
     elif spec.source.startswith("python:"):
-        table, default_target = _call_generator(spec.source.removeprefix("python:"), base_dir, label), None
+        generator = spec.source.removeprefix("python:")
+        table, default_target = _call_generator(generator, base_dir, label), None
+        what = f"the DataFrame from {generator!r}"
     else:
-        table, default_target = _read_file(base_dir / spec.source, label), None
+        path = base_dir / spec.source
+        table, default_target, what = _read_file(path, label), None, repr(str(path))
+    _check_table(table, what, label)
     target = spec.target or default_target
     if target is None:
         raise DataError(
@@ -123,6 +129,8 @@ def load_dataset(
             f"{label}, field 'data.target': column {target!r} has {int(y_raw.isna().sum())} missing values. "
             "Drop those rows before tuning."
         )
+    if spec.task != "classification":  # a float target with ±inf is a regression target that cannot be fitted
+        _check_finite(table[[target]], "data.target", label)
     task = _infer_task(y_raw) if spec.task == "auto" else spec.task
     if task == "regression" and not pd.api.types.is_numeric_dtype(y_raw):
         raise DataError(
@@ -140,6 +148,7 @@ def load_dataset(
         y = y_raw.to_numpy(dtype=np.float64)
     groups = table[spec.groups].to_numpy() if spec.groups else None
     X = table[features].reset_index(drop=True)
+    _check_finite(X, "data.features", label)
     fairness = table[fairness_groups].to_numpy() if fairness_groups else None
     return Dataset(
         X=X,
@@ -159,15 +168,85 @@ def _load_bundled(name: str) -> pd.DataFrame:
     return table
 
 
+def _check_table(table: pd.DataFrame, what: str, label: str) -> None:
+    """A table every later step can use: rows, and one column per name."""
+    duplicated = table.columns[table.columns.duplicated()].unique()
+    if len(duplicated):
+        raise DataError(
+            f"{label}, field 'data.source': {what} has duplicate column names: {_names(duplicated)}. "
+            "Rename them so that every column has its own name."
+        )
+    if len(table) == 0:
+        header = " (only a header)" if len(table.columns) else ""
+        raise DataError(
+            f"{label}, field 'data.source': {what} has no rows{header}; there is nothing to tune on. "
+            "Check that `data.source` names the file or function that holds the data."
+        )
+
+
+def _check_finite(table: pd.DataFrame, field: str, label: str) -> None:
+    """±inf in a column every model rejects, so every trial would fail: refused before the first one.
+
+    NaN is different: it is a missing value, imputed for models that need it and passed to those
+    that handle it (``make_preprocessor``).
+    """
+    infinite = {}
+    for name in table.columns:
+        column = table[name]
+        if pd.api.types.is_float_dtype(column):
+            count = int(np.isinf(column.to_numpy(dtype=np.float64, na_value=np.nan)).sum())
+            if count:
+                infinite[name] = count
+    if not infinite:
+        return
+    (first, count), *others = infinite.items()
+    also = f" (and {len(others)} other column(s): {_names([name for name, _ in others])})" if others else ""
+    raise DataError(
+        f"{label}, field {field!r}: column {shorten(str(first))!r} holds ±inf in {count} row{'s' if count > 1 else ''}"
+        f"{also}, which no model can fit, so every trial would fail. Replace ±inf with NaN (a missing value, "
+        "imputed for models that need it), with a finite value, or drop those rows."
+    )
+
+
+def _names(names: Any, limit: int = 10) -> str:
+    listed = [repr(shorten(str(name))) for name in names]
+    return ", ".join(listed[:limit]) + (f", … ({len(listed) - limit} more)" if len(listed) > limit else "")
+
+
 def _call_generator(target: str, base_dir: Path, label: str) -> pd.DataFrame:
     """``python:module:function``: a function (next to the spec) that returns a DataFrame."""
     fn = import_object(target, field="data.source", label=label, base_dir=base_dir)
-    table = fn()
+    where = f"{label}, field 'data.source'"
+    required = _required_arguments(fn)
+    if required:
+        raise DataError(
+            f"{where}: {target!r} takes arguments ({', '.join(required)}), but a `python:` data source is called "
+            "with none: give them defaults, or name a function without arguments that calls it."
+        )
+    module, _, name = target.partition(":")
+    try:
+        table = fn()
+    except Exception as exc:  # any error of user code is the user's to fix
+        raise DataError(
+            f"{where}: {target!r} raised {type(exc).__name__}: {sentence(shorten(str(exc), 300))} "
+            f"Run it in Python (`python -c 'import {module}; {module}.{name}()'` in the spec's folder) to see the "
+            "traceback, fix it, then run again."
+        ) from None
     if not isinstance(table, pd.DataFrame):
         raise DataError(
             f"{label}, field 'data.source': {target!r} returned a {type(table).__name__}, not a pandas DataFrame."
         )
     return table
+
+
+def _required_arguments(fn: Any) -> list[str]:
+    """The arguments ``fn()`` would be missing (none when Python cannot tell, as for some builtins)."""
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [p.name for p in parameters if p.kind in kinds and p.default is inspect.Parameter.empty]
 
 
 def _read_file(path: Path, label: str) -> pd.DataFrame:
@@ -187,10 +266,25 @@ def read_table(path: Path, *, where: str, hint: str = "") -> pd.DataFrame:
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(path)
         if suffix in (".csv", ".txt", ".gz"):
-            return pd.read_csv(path)
+            table = pd.read_csv(path)
+            _check_header(path, table, where)
+            return table
     except (ValueError, ImportError, OSError, pd.errors.ParserError) as exc:
         raise DataError(f"{where}: cannot read {str(path)!r}: {exc}") from None
     raise DataError(f"{where}: {str(path)!r} is neither .csv nor .parquet; convert it to one of them.")
+
+
+def _check_header(path: Path, table: pd.DataFrame, where: str) -> None:
+    """pandas reads a repeated column name ``a`` as ``a`` and ``a.1``; the header as written says which are repeats."""
+    if not any(re.fullmatch(r".+\.\d+", str(name)) for name in table.columns):
+        return
+    header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0].tolist()
+    repeated = [name for index, name in enumerate(header) if name in header[:index]]
+    if repeated:
+        raise DataError(
+            f"{where}: {str(path)!r} has duplicate column names: {_names(dict.fromkeys(repeated))}. Rename them in "
+            "the file's header so that every column has its own name (pandas would read them as 'name.1')."
+        )
 
 
 def _require_columns(table: pd.DataFrame, names: list[str], field: str, label: str) -> None:

@@ -9,6 +9,7 @@ disk, a damaged file) and the input is fine. Python callers can catch ``TunerErr
 from __future__ import annotations
 
 import difflib
+import reprlib
 from collections.abc import Iterable
 
 
@@ -53,11 +54,37 @@ class ReportError(TunerError):
 
 
 class TooManyFailures(TunerError):
-    """``max_failures`` trials in a row failed; the message shows the first error."""
+    """``max_failures`` trials in a row failed, or a run's trials failed and none completed; the message shows
+    the first error."""
 
 
 class WorkerError(TunerError):
     """Worker processes or Dask tasks failed before the budget was reached."""
+
+
+# Messages quote what a user wrote; a value can be megabytes (a long string, a list expanded from YAML
+# aliases), so every quote is cut to a length that keeps the message one readable paragraph.
+_QUOTE_LIMIT = 80
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = _QUOTE_LIMIT
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxset = _REPR.maxfrozenset = 6
+_REPR.maxdict = 4
+_REPR.maxlevel = 3
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` cut to a few dozen characters, for quoting user input in a message."""
+    return shorten(_REPR.repr(value))
+
+
+def shorten(text: str, limit: int = _QUOTE_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters, ending in "…" when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def sentence(text: str) -> str:
+    """``text`` ending in one full stop: for a message quoted inside another, which may end in one already."""
+    return text if text.endswith((".", "!", "?", "…")) else f"{text}."
 
 
 def did_you_mean(value: str, choices: Iterable[str]) -> str:
@@ -69,7 +96,7 @@ def did_you_mean(value: str, choices: Iterable[str]) -> str:
 def unknown_text(kind: str, name: str, choices: Iterable[str]) -> str:
     """One template for every 'unknown X' message: value, closest match, valid names (no final stop)."""
     listed = sorted(choices)
-    return f"unknown {kind} {name!r}.{did_you_mean(name, listed)} Expected one of: {', '.join(listed)}"
+    return f"unknown {kind} {shown(name)}.{did_you_mean(name, listed)} Expected one of: {', '.join(listed)}"
 
 
 def unknown_name(kind: str, name: str, choices: Iterable[str], *, where: str = "") -> CatalogError:

@@ -15,6 +15,7 @@ from typing import Any
 
 import optuna
 import pandas as pd
+from optuna.trial import TrialState
 from rich.console import Console
 
 from tuner.engine._budget import Budget, counted
@@ -26,7 +27,7 @@ from tuner.engine._progress import StudyProgress
 from tuner.engine._study import open_study
 from tuner.engine._supervise import Watcher
 from tuner.engine._worker import WorkerJob, too_many_failures
-from tuner.errors import TunerError
+from tuner.errors import TooManyFailures, TunerError, sentence
 from tuner.models import get_model
 from tuner.objective import make_objective
 from tuner.search import build_sampler, enqueue
@@ -133,6 +134,8 @@ def run_study(
 
     Raises:
         TunerError: for invalid specs, data or storages (nothing is written then).
+        TooManyFailures: after ``max_failures`` failed trials in a row, or when the run ends with
+            failed trials and no trial of the study has completed.
         StudyInterrupted: on Ctrl-C, after marking the running trial; ``.result`` holds the state.
 
     Example:
@@ -209,7 +212,19 @@ def run_study(
     result.ran = bar.finished_here
     if guard.tripped:
         raise too_many_failures(spec, guard)
+    # A budget under `max_failures` never trips the guard: a run whose trials all failed would end
+    # as a success, with nothing learned and the error hidden in the storage.
+    if guard.first_error is not None and not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        raise _nothing_completed(spec, guard)
     return result
+
+
+def _nothing_completed(spec: StudySpec, guard: FailureGuard) -> TooManyFailures:
+    return TooManyFailures(
+        f"{spec.label}: no trial of the study has completed; the last {guard.streak} trial(s) failed. The first "
+        f"error was: {sentence(guard.first_error or 'unknown')} Fix the cause, then rerun with a higher "
+        "--n-trials (failed trials count against the budget) or under a new study name."
+    )
 
 
 def _model_library(spec: StudySpec) -> list[str]:

@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits
 from tuner.engine._budget import Budget, counted
 from tuner.engine._loop import FailureGuard, LoopResult, run_trials
 from tuner.engine._study import open_study
-from tuner.errors import TooManyFailures, TunerError
+from tuner.errors import TooManyFailures, TunerError, sentence
 from tuner.objective import make_objective
 from tuner.search import build_sampler
 from tuner.seeds import seed_for
@@ -163,7 +163,8 @@ def work(
 def too_many_failures(spec: StudySpec, guard: FailureGuard) -> TooManyFailures:
     return TooManyFailures(
         f"{spec.label}: {guard.limit} trials in a row failed, so the study stopped. The first error was: "
-        f"{guard.first_error}. Completed trials are kept; fix the cause and rerun to finish the budget."
+        f"{sentence(guard.first_error or 'unknown')} Completed trials are kept; fix the cause and rerun to finish "
+        "the budget."
     )
 
 

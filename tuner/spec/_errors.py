@@ -8,7 +8,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from tuner.errors import did_you_mean
+from tuner.errors import did_you_mean, shorten, shown
+from tuner.spec._yaml import compose
+
+# A paragraph lists this many problems and counts the rest: a list of thousands of bad values is
+# one mistake repeated, and its message must stay readable.
+_MAX_LISTED = 10
 
 
 def format_errors(
@@ -30,31 +35,34 @@ def problems(
     exc: ValidationError, label: str, text: str | None, *, root: type[BaseModel], prefix: tuple[str, ...] = ()
 ) -> list[str]:
     """One ``"<file>, line N, field 'x': what is wrong"`` per error of ``exc`` (see :func:`format_errors`)."""
+    tree = compose(text) if text else None  # once for all errors: composing is the slow part
     out = []
-    for error in exc.errors():
+    for error in exc.errors(include_url=False):
         loc = prefix + _clean_loc(error["loc"])
-        out.append(_problem(label, text, loc, _describe(error, loc, root)))
+        out.append(_problem(label, tree, loc, _describe(error, loc, root)))
     return out
 
 
 def field_problem(label: str, text: str | None, loc: tuple[int | str, ...], message: str) -> str:
     """The message of a :class:`~tuner.errors.SpecError` for one field found wrong after validation."""
-    return paragraph([_problem(label, text, loc, message)])
+    return paragraph([_problem(label, compose(text) if text else None, loc, message)])
 
 
-def _problem(label: str, text: str | None, loc: tuple[int | str, ...], message: str) -> str:
+def _problem(label: str, tree: yaml.Node | None, loc: tuple[int | str, ...], message: str) -> str:
     field = ".".join(str(part) for part in loc) or "(top level)"
-    line = _line_of(text, loc) if text else None
+    line = _line_of(tree, loc) if tree else None
     where = f"{label}, line {line}" if line else label
-    return f"{where}, field {field!r}: {message}"
+    return f"{where}, field {shorten(repr(field))}: {message}"
 
 
 def paragraph(messages: list[str]) -> str:
     """Problems as the one paragraph of a :class:`~tuner.errors.SpecError`."""
     plural = "s" if len(messages) > 1 else ""
+    more = len(messages) - _MAX_LISTED
+    listed = messages[:_MAX_LISTED] + ([f"… and {more} more"] if more > 0 else [])
     return (
         f"Invalid study spec ({len(messages)} problem{plural}): "
-        + "; ".join(messages)
+        + "; ".join(listed)
         + ". Fix the field(s) named above; `tuner schema` prints every field and its type."
     )
 
@@ -71,13 +79,13 @@ def _describe(error: Any, loc: tuple[int | str, ...], root: type[BaseModel]) -> 
     if kind == "extra_forbidden":
         known = _known_keys(loc[:-1], root)
         hint = did_you_mean(str(loc[-1]), known) if known else ""
-        return f"unknown key {loc[-1]!r}.{hint} Valid keys here: {', '.join(sorted(known))}"
+        return f"unknown key {shown(loc[-1])}.{hint} Valid keys here: {', '.join(sorted(known))}"
     if kind == "missing":
         return "this field is required"
     message = str(error["msg"]).removeprefix("Value error, ")
     if kind in ("value_error", "assertion_error"):
         return message
-    return f"{message} (got {value!r})"
+    return f"{message} (got {shown(value)})"
 
 
 def _known_keys(loc: tuple[int | str, ...], root: type[BaseModel]) -> list[str]:
@@ -95,11 +103,8 @@ def _known_keys(loc: tuple[int | str, ...], root: type[BaseModel]) -> list[str]:
     return []
 
 
-def _line_of(text: str, loc: tuple[int | str, ...]) -> int | None:
-    try:
-        node: Any = yaml.compose(text)
-    except yaml.YAMLError:
-        return None
+def _line_of(tree: yaml.Node, loc: tuple[int | str, ...]) -> int | None:
+    node: Any = tree
     line = None
     for part in loc:
         if isinstance(node, yaml.MappingNode):

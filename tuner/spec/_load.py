@@ -9,9 +9,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from tuner.errors import SpecError
+from tuner.errors import SpecError, shorten, shown
 from tuner.spec._errors import format_errors
 from tuner.spec._model import StudySpec
+from tuner.spec._yaml import parse_yaml, read_yaml
 
 # Fields that `load_spec(spec, **fields)` can set on an existing spec without re-reading it.
 _TYPED_FIELDS = frozenset({"name", "seed", "storage"})
@@ -69,15 +70,14 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], str]:
     if not path.is_file():
         hint = " It is a directory; name the YAML file inside it." if path.is_dir() else ""
         raise SpecError(f"{path}: study file not found.{hint} Check the path (relative to {Path.cwd()}).")
-    text = path.read_text(encoding="utf-8")
     try:
-        raw = yaml.safe_load(text)
+        raw, text = read_yaml(path)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise SpecError(
-            f"{path}{where}: invalid YAML ({problem}). Fix the syntax there; "
+            f"{path}{where}: invalid YAML ({shorten(problem)}). Fix the syntax there; "
             "check indentation and that values containing ':' are quoted."
         ) from None
     if not isinstance(raw, dict):
@@ -91,7 +91,9 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], str]:
 def _apply_override(raw: dict[str, Any], item: str, label: str) -> None:
     key, sep, value = item.partition("=")
     if not sep or not key.strip():
-        raise SpecError(f"--set {item!r}: expected `key.path=value`, e.g. `--set budget.n_trials=20` (for {label}).")
+        raise SpecError(
+            f"--set {shown(item)}: expected `key.path=value`, e.g. `--set budget.n_trials=20` (for {label})."
+        )
     node = raw
     parts = key.strip().split(".")
     for part in parts[:-1]:
@@ -103,6 +105,6 @@ def _apply_override(raw: dict[str, Any], item: str, label: str) -> None:
         node[part] = child
         node = child
     try:
-        node[parts[-1]] = yaml.safe_load(value)
+        node[parts[-1]] = parse_yaml(value, f"--set {shown(item)} (for {label})")
     except yaml.YAMLError:
         node[parts[-1]] = value

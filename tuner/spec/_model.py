@@ -11,6 +11,7 @@ import functools
 import hashlib
 import importlib.util
 import json
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -27,7 +28,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from tuner.errors import SpecError, did_you_mean, unknown_text
+from tuner.errors import SpecError, did_you_mean, shorten, shown, unknown_text
 from tuner.spec._errors import field_problem, paragraph, problems
 from tuner.spec._names import (
     AUGMENT_PREFIX,
@@ -50,7 +51,8 @@ Scalar = str | int | float | bool | None
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # `.inf` and `.nan` are valid YAML floats; as a limit, share or timeout they fail every trial.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ParamSpec(_Frozen):
@@ -59,6 +61,9 @@ class ParamSpec(_Frozen):
     In YAML a scalar means a fixed value and a list means categorical choices, so
     ``max_depth: 6`` and ``criterion: [gini, entropy]`` are shorthands.
     """
+
+    # A fixed value or a choice may be NaN (XGBoost's `missing`); the bounds are checked below.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=True)
 
     type: Literal["float", "int", "categorical", "fixed"]
     low: float | None = None
@@ -77,6 +82,13 @@ class ParamSpec(_Frozen):
         if self.type in ("float", "int"):
             if self.low is None or self.high is None:
                 raise ValueError(f"a {self.type} parameter needs both `low` and `high`")
+            for key in ("low", "high", "step"):
+                bound = getattr(self, key)
+                if bound is not None and not math.isfinite(bound):
+                    raise ValueError(
+                        f"`{key}: {bound}` is not a finite number, and a sampler cannot draw from an unbounded or "
+                        f"undefined range; give a number (`log: true` suits a range over many orders of magnitude)"
+                    )
             if self.low > self.high:
                 raise ValueError(f"`low <= high` must hold, but got low={self.low:g}, high={self.high:g}")
             if self.log and self.low <= 0:
@@ -131,7 +143,7 @@ class DataSpec(_Frozen):
         if value is not None and value.startswith("sklearn:") and value.removeprefix("sklearn:") not in SKLEARN_SETS:
             name = value.removeprefix("sklearn:")
             raise ValueError(
-                f"unknown bundled data set {name!r}.{did_you_mean(name, SKLEARN_SETS)} "
+                f"unknown bundled data set {shown(name)}.{did_you_mean(name, SKLEARN_SETS)} "
                 f"Expected sklearn:<{'|'.join(SKLEARN_SETS)}> or a CSV/Parquet path"
             )
         return value
@@ -351,12 +363,12 @@ class StudySpec(_Frozen):
                 bad = [v for v in (param.choices or (param.value,)) if v not in BALANCE_MODES]
                 if bad:
                     raise ValueError(
-                        f"space.balance: unknown balance mode {bad[0]!r}; expected one of: {', '.join(BALANCE_MODES)}"
+                        f"space.balance: unknown balance mode {shown(bad[0])}; expected one of: {', '.join(BALANCE_MODES)}"
                     )
             elif name.startswith(AUGMENT_PREFIX) and name.removeprefix(AUGMENT_PREFIX) not in SEARCHABLE_AUGMENT:
                 key = name.removeprefix(AUGMENT_PREFIX)
                 raise ValueError(
-                    f"space.{name}: {key!r} cannot be searched.{did_you_mean(key, SEARCHABLE_AUGMENT)} "
+                    f"space.{shorten(name)}: {shown(key)} cannot be searched.{did_you_mean(key, SEARCHABLE_AUGMENT)} "
                     f"Searchable augmentation settings: {', '.join(AUGMENT_PREFIX + k for k in SEARCHABLE_AUGMENT)}"
                 )
         return value
@@ -413,7 +425,7 @@ class StudySpec(_Frozen):
         for name, param in self.space.items():
             for parent in param.when or {}:
                 if parent == name:
-                    raise ValueError(f"space.{name}: `when` cannot refer to the parameter itself")
+                    raise ValueError(f"space.{shorten(name)}: `when` cannot refer to the parameter itself")
         return self
 
     @property
@@ -507,7 +519,7 @@ def _parse_objective(value: Any) -> Any:
         return {} if value is None else value
     if isinstance(value, str) and ":" in value:
         if not re.fullmatch(r"[\w.]+:[\w.]+", value):
-            raise ValueError(f"expected `pkg.module:function` for a custom objective, got {value!r}")
+            raise ValueError(f"expected `pkg.module:function` for a custom objective, got {shown(value)}")
         return {"custom": value}
     if isinstance(value, dict) and value and set(value) <= {"custom", "targets"}:
         return value  # the canonical form, as `model_dump` writes it
@@ -536,13 +548,15 @@ def _parse_target(item: Any) -> dict[str, Any]:
         name, options = item, {}
     else:
         raise ValueError(
-            f"expected an objective name ({', '.join(TARGET_NAMES)}), `{{penalized: 0.5}}` or a list of them, got {item!r}"
+            f"expected an objective name ({', '.join(TARGET_NAMES)}), `{{penalized: 0.5}}` or a list of them, got {shown(item)}"
         )
     _check_choice("objective", str(name), TARGET_NAMES)
     if name == "penalized" and not isinstance(options.get("penalty"), int | float):
-        raise ValueError(f"`penalized` needs a numeric penalty, e.g. `objective: {{penalized: 0.5}}`; got {item!r}")
+        raise ValueError(
+            f"`penalized` needs a numeric penalty, e.g. `objective: {{penalized: 0.5}}`; got {shown(item)}"
+        )
     if name != "penalized" and options:
-        raise ValueError(f"objective {name!r} takes no options (only `penalized` takes a penalty); got {item!r}")
+        raise ValueError(f"objective {name!r} takes no options (only `penalized` takes a penalty); got {shown(item)}")
     return {"name": name, **options}
 
 
