@@ -95,10 +95,18 @@ def open_storage(url: str, *, heartbeat: Heartbeat | None = None) -> optuna.stor
         ) from None
     except Exception as exc:  # sqlalchemy/redis raise many types; all mean "cannot open"
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if kind in ("sqlite", "journal"):
+            hint = (
+                "Check that the file is a study storage (made by tuner or Optuna), that its folder is writable, "
+                "and that the disk has room"
+            )
+        else:
+            hint = (
+                "Check that the server is running and reachable and that the URL is right "
+                "(scheme://user@host:port/database)"
+            )
         raise StorageError(
-            f"cannot open storage {redact(url)}: {scrub(first, url)}. "
-            "Check that the server is running and reachable and that the URL is right "
-            "(scheme://user@host:port/database); nothing was written."
+            f"cannot open storage {redact(url)}: {scrub(first, url)}. {hint}; nothing was written."
         ) from None
 
 
@@ -234,7 +242,10 @@ def _redis(url: str) -> optuna.storages.BaseStorage:
     prefix = next((value for key, value in query if key == "prefix"), "")
     url = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k != "prefix"])))
     redis.Redis.from_url(url).ping()  # fail now, with a clear message, rather than at the first trial
-    return RetryingJournalStorage(JournalRedisBackend(url, prefix=prefix))
+    with warnings.catch_warnings():
+        # Optuna marks the Redis journal "experimental"; the warning would reach users' terminals at every command.
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        return RetryingJournalStorage(JournalRedisBackend(url, prefix=prefix))
 
 
 def _quiet_pool() -> None:

@@ -38,8 +38,6 @@ def storage_url(value: str | None) -> str:
 
         spec = load_spec(value)
         return resolve_url(spec.storage, base_dir=spec.base_dir)
-    if "://" not in value and Path(value).is_dir():
-        return resolve_url(None, base_dir=Path(value))
     return resolve_url(value, base_dir=Path.cwd())
 
 

@@ -24,6 +24,8 @@ def resolve_url(value: str | None, *, base_dir: Path) -> str:
     if "://" in value:
         return value
     path = (base_dir / value).resolve()
+    if path.is_dir():  # a folder means the default file in it, as `--storage FOLDER` does
+        path = path / DEFAULT_FILE
     if path.suffix in _JOURNAL_SUFFIXES:
         return f"journal:///{path}"
     return f"sqlite:///{path}"
