@@ -168,16 +168,25 @@ def set_user_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
     ``UpdateFinishedTrialError`` when a peer has finished the trial.
     """
     backend = getattr(trial.storage, "_backend", trial.storage)
-    if not isinstance(backend, optuna.storages.RDBStorage):
+    write = getattr(backend, "set_trial_user_attrs", None)  # tuner's storages retry it (store/_retry.py)
+    if write is not None:
+        write(trial._trial_id, attrs)
+    elif isinstance(backend, optuna.storages.RDBStorage):
+        write_user_attrs(backend, trial._trial_id, attrs)
+    else:
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
         return
+    # What Trial.set_user_attr keeps in step, so trial.user_attrs shows them in this process too.
+    trial._cached_frozen_trial.user_attrs.update(attrs)
+
+
+def write_user_attrs(storage: optuna.storages.RDBStorage, trial_id: int, attrs: Mapping[str, Any]) -> None:
+    """Write user attributes of trial ``trial_id`` in one transaction of an RDB storage."""
     # Start-up time: only RDB storages need these (and SQLAlchemy with them).
     from optuna.storages._rdb.models import TrialUserAttributeModel
     from optuna.storages._rdb.storage import _create_scoped_session
 
-    with _create_scoped_session(backend.scoped_session) as session:
+    with _create_scoped_session(storage.scoped_session) as session:
         for key, value in attrs.items():
-            backend._set_trial_attr_without_commit(session, TrialUserAttributeModel, trial._trial_id, key, value)
-    # What Trial.set_user_attr keeps in step, so trial.user_attrs shows them in this process too.
-    trial._cached_frozen_trial.user_attrs.update(attrs)
+            storage._set_trial_attr_without_commit(session, TrialUserAttributeModel, trial_id, key, value)

@@ -27,7 +27,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -192,6 +192,11 @@ def _with_retries(cls: type) -> type:
 @_with_retries
 class RetryingRDBStorage(optuna.storages.RDBStorage):
     """Optuna's RDB storage (SQLite, PostgreSQL, MySQL) whose calls follow :data:`POLICY`."""
+
+    @_retrying
+    def set_trial_user_attrs(self, trial_id: int, attrs: Mapping[str, Any]) -> None:
+        """Several user attributes of a trial in one transaction (a trial's diagnostics)."""
+        _optuna.write_user_attrs(self, trial_id, attrs)
 
 
 @_with_retries
