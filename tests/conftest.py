@@ -32,6 +32,19 @@ def write_spec(tmp_path: Path) -> Callable[..., Path]:
 
 
 @pytest.fixture(scope="session")
+def model_key_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The configuration folder the tests' model key lives in: one per session, like one machine's."""
+    return tmp_path_factory.mktemp("config")
+
+
+@pytest.fixture(autouse=True)
+def _own_model_key(model_key_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refit and predict sign and check with a key of the test session, never the user's own."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(model_key_home))
+    monkeypatch.delenv("TUNER_MODEL_KEY", raising=False)
+
+
+@pytest.fixture(scope="session")
 def holdout_spec(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One tuned study of the tiny spec with a quarter of the rows held out, shared by the refit, model-file
     and stored-spec tests (each writes its own files)."""
