@@ -32,6 +32,7 @@ _SQLITE_CORRUPT = 11
 _SQLITE_FULL = 13
 _SQLITE_NOTADB = 26
 _SIDE_FILES = ("-wal", "-shm", "-journal")
+_HEADER = b"SQLite format 3\x00"
 
 
 def quick_check(path: Path, *, timeout: float) -> str | None:
@@ -42,8 +43,8 @@ def quick_check(path: Path, *, timeout: float) -> str | None:
     reports that reason.
     """
     try:
-        if path.stat().st_size == 0:
-            return None
+        if path.stat().st_size == 0 or not _looks_like_sqlite(path):
+            return None  # not (yet) a database at all: the open says so, with its own hint
     except OSError:
         return None
     try:
@@ -54,7 +55,7 @@ def quick_check(path: Path, *, timeout: float) -> str | None:
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
-        return str(exc) if _code(exc) in (_SQLITE_CORRUPT, _SQLITE_NOTADB) else None
+        return str(exc) if _is_damage(exc, path) else None
     if rows == [("ok",)]:
         return None
     found = "; ".join(str(row[0]).replace("\n", " ") for row in rows[:3])
@@ -73,9 +74,13 @@ def refuse_damaged(path: Path, *, timeout: float) -> None:
 
 
 def translate(path: Path, exc: BaseException) -> StorageUnavailable | None:
-    """The one-paragraph error for a damaged file or a full disk behind ``exc``; None for anything else."""
+    """The one-paragraph error for a damaged file or a full disk behind ``exc``; None for anything else.
+
+    A file without SQLite's header is not taken for a damaged one: more likely the wrong file was
+    named (notes, a CSV), which the open reports as such.
+    """
     for cause in _chain(exc):
-        if isinstance(cause, sqlite3.DatabaseError) and _code(cause) in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+        if isinstance(cause, sqlite3.DatabaseError) and _is_damage(cause, path):
             return StorageDamaged(
                 f"the SQLite storage file {path} is damaged ({cause}). The operation that ran into the damage was "
                 f"rolled back, so nothing was written by it. {_recover(path)}",
@@ -166,6 +171,20 @@ _CODE_OF_MESSAGE = {
     "file is not a database": _SQLITE_NOTADB,
     "database or disk is full": _SQLITE_FULL,
 }
+
+
+def _is_damage(exc: sqlite3.Error, path: Path) -> bool:
+    code = _code(exc)
+    return code == _SQLITE_CORRUPT or (code == _SQLITE_NOTADB and _looks_like_sqlite(path))
+
+
+def _looks_like_sqlite(path: Path) -> bool:
+    """Whether the file starts with SQLite's header string (a database, though maybe a damaged one)."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(len(_HEADER)) == _HEADER
+    except OSError:
+        return False
 
 
 def _code(exc: sqlite3.Error) -> int:
