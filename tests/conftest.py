@@ -31,17 +31,14 @@ def write_spec(tmp_path: Path) -> Callable[..., Path]:
     return write
 
 
-@pytest.fixture(scope="session")
-def model_key_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The configuration folder the tests' model key lives in: one per session, like one machine's."""
-    return tmp_path_factory.mktemp("config")
-
-
-@pytest.fixture(autouse=True)
-def _own_model_key(model_key_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Refit and predict sign and check with a key of the test session, never the user's own."""
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(model_key_home))
-    monkeypatch.delenv("TUNER_MODEL_KEY", raising=False)
+@pytest.fixture(scope="session", autouse=True)
+def _own_model_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Refit and predict sign and check with one key of the test session (like one machine's), never the
+    user's own; session-wide, so module fixtures that refit before any test runs use it too."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
+        patch.delenv("TUNER_MODEL_KEY", raising=False)
+        yield
 
 
 @pytest.fixture(scope="session")
