@@ -31,6 +31,16 @@ def write_spec(tmp_path: Path) -> Callable[..., Path]:
     return write
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_model_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Refit and predict sign and check with one key of the test session (like one machine's), never the
+    user's own; session-wide, so module fixtures that refit before any test runs use it too."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
+        patch.delenv("TUNER_MODEL_KEY", raising=False)
+        yield
+
+
 @pytest.fixture(scope="session")
 def holdout_spec(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One tuned study of the tiny spec with a quarter of the rows held out, shared by the refit, model-file

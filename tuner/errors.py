@@ -41,6 +41,14 @@ class StorageUnavailable(StorageError):
     exit_code = 1
 
 
+class StorageDamaged(StorageUnavailable):
+    """A storage file is damaged (SQLite's "database disk image is malformed"); ``found`` says what was found."""
+
+    def __init__(self, message: str, *, found: str = "") -> None:
+        super().__init__(message)
+        self.found = found
+
+
 class OutputError(TunerError):
     """A file cannot be written where it was asked to go."""
 

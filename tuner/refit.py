@@ -24,6 +24,7 @@ from optuna.trial import TrialState
 from tuner.cv import fit_and_score, plan_for
 from tuner.errors import TunerError
 from tuner.modelfile import CARD_FORMAT, card_path_for, file_sha256, versions
+from tuner.modelkey import SIGNATURE, sign, signing_key
 from tuner.outputs import output_file
 from tuner.seeds import seed_for
 from tuner.setup import StudyContext, build
@@ -84,6 +85,8 @@ def refit_best(
     """
     model_path = output_file(Path(out), force=force)
     card_path = output_file(card_path_for(model_path), force=force)
+    # Before the fit, so that a key that cannot be read or created costs no work.
+    key = signing_key()
     found = study if isinstance(study, StudyRef) else resolve_ref(study, storage=storage)
     live = load_stored(found.name, found.url).study
     spec = stored_spec(live.user_attrs, name=found.name, spec_file=found.spec_file)
@@ -101,7 +104,10 @@ def refit_best(
     joblib.dump(estimator, model_path)
     digest = file_sha256(model_path)
     card = _card(spec, context, live, found.url, chosen, params, iterations, test, messages, model_path, digest)
-    card_path.write_text(json.dumps(card, indent=2, default=str, allow_nan=False) + "\n", encoding="utf-8")
+    # Signed as it will read back from disk (values `default=str` turned into text included).
+    card = json.loads(json.dumps(card, default=str, allow_nan=False))
+    card[SIGNATURE] = sign(key, card)
+    card_path.write_text(json.dumps(card, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     if record:
         live.set_user_attr(
             schema.REFIT_MODEL,

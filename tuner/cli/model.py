@@ -44,6 +44,8 @@ def refit(study: str, storage: str | None, out_path: Path | None, trial: int | N
     else:
         console.print("  no held-out test rows (set `cv.holdout_test` in the spec to keep some out of tuning)")
     console.print(f"Wrote {result.model_path} and {result.card_path}", highlight=False)
+    # The hash to hand on with the file: `predict --sha256` on a machine without this key trusts it.
+    console.print(f"  model SHA-256 {card['model_sha256']}, card signed with model key {card['signature']['key_id']}")
 
 
 @click.command()
@@ -51,12 +53,25 @@ def refit(study: str, storage: str | None, out_path: Path | None, trial: int | N
 @click.argument("data", type=click.Path(path_type=Path))
 @out_path_option("CSV to write (default: stdout).")
 @click.option("--card", "card_path", type=click.Path(path_type=Path), help="Model card (default: next to MODEL).")
+@click.option(
+    "--sha256",
+    metavar="HEX",
+    help="Load MODEL if it has this SHA-256, instead of checking its card's signature with this machine's model "
+    "key: for a model made elsewhere, whose hash you got through a channel you trust.",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
-def predict(model: Path, data: Path, out_path: Path | None, card_path: Path | None, force: bool) -> None:
-    """Predict the rows of DATA (CSV/Parquet) with MODEL, after checking its card's SHA-256 and the columns."""
+def predict(
+    model: Path, data: Path, out_path: Path | None, card_path: Path | None, sha256: str | None, force: bool
+) -> None:
+    """Predict the rows of DATA (CSV/Parquet) with MODEL, after checking the model file and the columns.
+
+    MODEL is loaded only if its card's signature verifies with this machine's model key
+    ($TUNER_MODEL_KEY, else ~/.config/tuner/model.key) and the file matches the card, or if it has
+    the SHA-256 given with --sha256.
+    """
     from tuner.modelfile import predict_file  # start-up time: scikit-learn comes with it
 
-    predictions = predict_file(model, data, out=out_path, card_path=card_path, force=force)
+    predictions = predict_file(model, data, out=out_path, card_path=card_path, sha256=sha256, force=force)
     if out_path is None:
         click.echo(predictions.to_csv(index=False), nl=False)
     else:

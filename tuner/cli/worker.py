@@ -12,6 +12,7 @@ from rich.table import Table
 from tuner.cli.common import STORAGE_ENV, locate, out, storage_file_option, storage_value
 from tuner.engine import diagnose_storage
 from tuner.engine import repair as repair_trials
+from tuner.errors import StorageDamaged
 from tuner.store import DEFAULT_HEARTBEAT, Heartbeat, redact
 
 _heartbeat_option = click.option(
@@ -112,8 +113,14 @@ def doctor(
     """
     ref = locate(study, storage, storage_file)
     name, url = ref.name, ref.url
-    found = diagnose_storage(name, url, heartbeat=Heartbeat(interval=1, grace=grace), older_than=older_than)
     console = out()
+    try:
+        found = diagnose_storage(name, url, heartbeat=Heartbeat(interval=1, grace=grace), older_than=older_than)
+    except StorageDamaged as exc:
+        # The damage is what doctor found: a failed check, then what to do about it (exit code 1).
+        console.print(f"Storage {redact(url)}", highlight=False)
+        console.print(f"  BAD integrity: {exc.found}", highlight=False)
+        raise
     console.print(f"Storage {redact(url)}", highlight=False)
     for check in found.checks:
         console.print(f"  {'ok ' if check.ok else 'BAD'} {check.name}: {check.detail}", highlight=False)

@@ -13,7 +13,7 @@ from typing import Any
 import optuna
 
 from tuner import targets
-from tuner.errors import SpecError, StorageError, TunerError
+from tuner.errors import SpecError, StorageError, StorageUnavailable, TunerError
 from tuner.search import build_pruner, describe, diff, to_json
 from tuner.setup import StudyContext
 from tuner.spec import ParamSpec, StudySpec, load_spec
@@ -48,6 +48,8 @@ def open_study(
     """
     try:
         storage = open_storage(url, heartbeat=heartbeat)
+    except StorageUnavailable:
+        raise  # the field is fine, the file or server failed; the message names it
     except StorageError as exc:
         raise StorageError(f"{spec.label}, field 'storage': {exc}") from None
     study = optuna.create_study(

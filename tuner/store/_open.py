@@ -27,6 +27,7 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalRedisBackend
 
 from tuner.errors import StorageError, did_you_mean
+from tuner.store._integrity import opening, quick_check, refuse_damaged, watch
 from tuner.store._retry import POLICY, RetryingJournalStorage, RetryingRDBStorage, causes, is_dropped
 from tuner.store._urls import file_of, kind_of, redact, scrub
 
@@ -160,13 +161,18 @@ def _sqlite(url: str, heartbeat: Heartbeat | None) -> optuna.storages.BaseStorag
             f"cannot open storage {url}: folder {str(path.parent)!r} does not exist. Create it or point "
             "`storage` (or --storage) at an existing folder."
         )
-    # WAL lets readers work while a study writes; it is a property of the file, so set it once
-    # before SQLAlchemy opens its pool.
-    with sqlite3.connect(path, timeout=_SQLITE_BUSY_TIMEOUT_S) as conn:
-        conn.execute("PRAGMA journal_mode=WAL")
-    conn.close()
-    storage = _with_schema_retries(lambda: _rdb(url, {"connect_args": {"timeout": _SQLITE_BUSY_TIMEOUT_S}}, heartbeat))
-    _set_sqlite_connection_modes(storage)
+    refuse_damaged(path, timeout=_SQLITE_BUSY_TIMEOUT_S)
+    with opening(path):
+        # WAL lets readers work while a study writes; it is a property of the file, so set it once
+        # before SQLAlchemy opens its pool.
+        with sqlite3.connect(path, timeout=_SQLITE_BUSY_TIMEOUT_S) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.close()
+        storage = _with_schema_retries(
+            lambda: _rdb(url, {"connect_args": {"timeout": _SQLITE_BUSY_TIMEOUT_S}}, heartbeat)
+        )
+        _set_sqlite_connection_modes(storage)
+    watch(storage.engine, path)
     return storage
 
 
@@ -304,6 +310,8 @@ def check_storage(url: str, *, heartbeat: Heartbeat | None = None) -> tuple[optu
     path = file_of(url)
     if path is not None and kind_of(url) == "sqlite":
         checks.append(_sqlite_mode(path))
+        found = quick_check(path, timeout=_SQLITE_BUSY_TIMEOUT_S)
+        checks.append(Check("integrity", found is None, found or "PRAGMA quick_check: ok"))
     if path is not None and kind_of(url) == "journal":
         checks.append(_journal_lock(path))
     return storage, checks
