@@ -92,7 +92,7 @@ def run_study(
     spec: str | Path | dict[str, Any] | StudySpec,
     *,
     data: pd.DataFrame | None = None,
-    objective: Callable[[optuna.Trial, StudyContext], float] | None = None,
+    objective: Callable[..., Any] | None = None,
     n_trials: int | None = None,
     timeout: float | None = None,
     seed: int | None = None,
@@ -112,7 +112,8 @@ def run_study(
     Args:
         spec: A YAML path, a dict, or a :class:`~tuner.spec.StudySpec`.
         data: A DataFrame to use instead of ``data.source``.
-        objective: ``fn(trial, context) -> float`` replacing the built-in CV objective.
+        objective: ``fn(trial) -> float`` (Optuna's form) or ``fn(trial, context) -> float`` replacing
+            the built-in CV objective.
         n_trials: Overrides ``budget.n_trials`` (the study's total across reruns).
         timeout: Overrides ``budget.timeout`` (seconds for this run).
         seed: Overrides ``seed``.
