@@ -72,6 +72,7 @@ class CVObjective:
                 groups=ctx.dataset.groups,
                 val_groups=ctx.val_groups(index),
                 rows=rows,
+                fit_params=ctx.fit_params,
             )
             log.add(fold.scores())
             # Model warnings (convergence, ...) would scroll the progress display away; they are
