@@ -266,3 +266,36 @@ def test_a_python_objective_may_run_on_a_grid_of_its_own_parameters(write_spec):
     spec = write_spec({"sampler": grid, "budget": {"n_trials": 2}})
     result = tuner.run_study(spec, objective=lambda trial, ctx: trial.suggest_float("x", 0, 1))
     assert sorted(t.params["x"] for t in result.study.trials) == [0.0, 1.0]
+
+
+def test_numpy_arrays_with_string_labels_and_a_pipeline_from_python():
+    import numpy as np
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_breast_cancer(return_X_y=True)
+    labels = np.where(y == 1, "yes", "no")
+    pipe = Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression())])
+    spec = {
+        "name": "arrays",
+        "data": {},
+        "model": "my-pipeline",
+        "storage": "memory://",
+        "cv": {"folds": 3},
+        "budget": {"n_trials": 3},
+        "space": {"clf__C": {"type": "float", "low": 0.01, "high": 10, "log": True}},
+    }
+    seen = []
+    result = tuner.run_study(spec, X=X, y=labels, model=pipe, callbacks=[lambda study, trial: seen.append(trial)])
+    assert result.context.dataset.classes == ("no", "yes")
+    assert list(result.best_params) == ["clf__C"] and len(seen) == 3
+    with pytest.raises(tuner.TunerError, match=r"'space\.clf__c'.*Did you mean 'clf__C'"):
+        tuner.run_study({**spec, "space": {"clf__c": spec["space"]["clf__C"]}}, X=X, y=labels, model=pipe)
+
+
+def test_an_unsupported_array_type_is_one_line_naming_it():
+    with pytest.raises(tuner.TunerError, match=r"argument 'X': builtins\.set is not a supported table") as caught:
+        tuner.run_study({"name": "bad", "data": {}, "model": "logistic", "storage": "memory://"}, X={1}, y=[1])
+    assert "\n" not in str(caught.value)

@@ -19,6 +19,8 @@ from tuner.errors import TunerError
 
 if TYPE_CHECKING:
     from tuner.engine import StudyInterrupted, StudyResult, run_study
+    from tuner.errors import TooManyFailures
+    from tuner.estimator import TunerSearchCV
     from tuner.modelfile import LoadedModel, load_model
     from tuner.models import register_model
     from tuner.objective import Objective
@@ -47,6 +49,8 @@ _LAZY = {
     "load_spec": "tuner.spec",
     "StudySnapshot": "tuner.store",
     "read_study": "tuner.store",
+    "TunerSearchCV": "tuner.estimator",
+    "TooManyFailures": "tuner.errors",
 }
 
 
@@ -63,7 +67,9 @@ __all__ = [
     "StudyResult",
     "StudySnapshot",
     "StudySpec",
+    "TooManyFailures",
     "TunerError",
+    "TunerSearchCV",
     "__version__",
     "compare",
     "load_model",

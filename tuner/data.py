@@ -1,7 +1,8 @@
 """Load the data a spec names and shape it for tuning.
 
 Sources: ``sklearn:<name>`` (sets bundled with scikit-learn, offline), CSV or Parquet files
-(paths relative to the spec file) and pandas DataFrames passed from Python.
+(paths relative to the spec file), pandas DataFrames passed from Python, and ``X, y`` arrays
+(numpy, pandas or polars) passed from Python as :class:`Arrays`.
 """
 
 from __future__ import annotations
@@ -73,20 +74,36 @@ class Dataset:
         )
 
 
+@dataclass(frozen=True)
+class Arrays:
+    """Features and target passed from Python instead of a data source (``run_study(spec, X=..., y=...)``).
+
+    ``X`` is a pandas or polars DataFrame, a 2-D numpy array (or anything ``numpy.asarray`` turns
+    into one); ``y`` and ``groups`` are 1-D arrays, lists or Series of the same length.
+    """
+
+    X: Any
+    y: Any
+    groups: Any = None
+
+
 def load_dataset(
     spec: DataSpec,
     *,
     base_dir: Path,
     label: str,
-    frame: pd.DataFrame | None = None,
+    frame: pd.DataFrame | Arrays | None = None,
     fairness_groups: str | None = None,
 ) -> Dataset:
     """Load the table named by ``spec`` (or use ``frame``) and split it into X, y and groups.
 
     ``fairness_groups`` names a column (``fairness.groups``) kept aside for per-group scores.
     """
+    if isinstance(frame, Arrays):
+        return _from_arrays(spec, frame, label=label)
+    table: pd.DataFrame
     if frame is not None:
-        table, default_target, what = frame, None, "the DataFrame"
+        table, default_target, what = as_frame(frame, what="data", label=label), None, "the DataFrame"
     elif spec.source is None:
         raise DataError(
             f"{label}, field 'data.source': no data given. Set `data.source` to `sklearn:<name>` or a CSV/Parquet "
@@ -137,15 +154,7 @@ def load_dataset(
             f"{label}, field 'data.task': target {target!r} is not numeric, so it cannot be a regression target. "
             "Set `data.task: classification` or pick a numeric target."
         )
-    classes: tuple[Any, ...] = ()
-    if task == "classification":
-        codes, uniques = pd.factorize(y_raw, sort=True)
-        y = codes.astype(np.int64)
-        classes = tuple(uniques.tolist())
-        if len(classes) < 2:
-            raise DataError(f"{label}, field 'data.target': column {target!r} has a single class; nothing to learn.")
-    else:
-        y = y_raw.to_numpy(dtype=np.float64)
+    y, classes = _encode(y_raw, task, f"{label}, field 'data.target': column {target!r}")
     groups = table[spec.groups].to_numpy() if spec.groups else None
     X = table[features].reset_index(drop=True)
     _check_finite(X, "data.features", label)
@@ -159,6 +168,98 @@ def load_dataset(
         source=spec.source or "DataFrame",
         fairness_groups=fairness,
     )
+
+
+def _encode(y_raw: pd.Series, task: Task, what: str) -> tuple[np.ndarray, tuple[Any, ...]]:
+    """Classes as codes 0..k-1 (so every model, XGBoost included, takes them) and the labels; or floats."""
+    if task != "classification":
+        return y_raw.to_numpy(dtype=np.float64), ()
+    codes, uniques = pd.factorize(y_raw, sort=True)
+    classes = tuple(uniques.tolist())
+    if len(classes) < 2:
+        raise DataError(f"{what} has one class (a single class); nothing to learn.")
+    return codes.astype(np.int64), classes
+
+
+def as_frame(X: Any, *, what: str, label: str) -> pd.DataFrame:
+    """``X`` as a pandas DataFrame: pandas as it is, polars (or any ``to_pandas()`` table) converted,
+    a numpy array or nested list wrapped with integer column names (as scikit-learn sees them)."""
+    if isinstance(X, pd.DataFrame):
+        return X
+    if type(X).__module__.split(".")[0] in ("polars", "pyarrow") and hasattr(X, "to_pandas"):
+        converted = X.to_pandas()
+        if isinstance(converted, pd.DataFrame):
+            return converted
+    if isinstance(X, np.ndarray | list | tuple) or hasattr(X, "__array__"):
+        array = np.asarray(X)
+        if np.iscomplexobj(array):
+            raise DataError(f"{label}, argument {what!r}: Complex data not supported; pass real numbers.")
+        if array.ndim == 2:
+            return pd.DataFrame(array)
+        raise DataError(
+            f"{label}, argument {what!r}: a {array.ndim}-D array of shape {array.shape}; pass a 2-D array (rows × "
+            "features), e.g. `X.reshape(-1, 1)` for a single feature."
+        )
+    raise DataError(
+        f"{label}, argument {what!r}: {type(X).__module__}.{type(X).__qualname__} is not a supported table; pass a "
+        "pandas or polars DataFrame or a 2-D numpy array."
+    )
+
+
+def _as_column(values: Any, *, what: str, label: str) -> pd.Series:
+    if isinstance(values, pd.DataFrame) and values.shape[1] == 1:
+        values = values.iloc[:, 0]
+    if type(values).__module__.split(".")[0] in ("polars", "pyarrow") and hasattr(values, "to_pandas"):
+        values = values.to_pandas()
+    if isinstance(values, pd.Series):
+        return values.reset_index(drop=True)
+    if isinstance(values, np.ndarray | list | tuple) or hasattr(values, "__array__"):
+        array = np.asarray(values)
+        if array.ndim == 2 and array.shape[1] == 1:
+            array = array[:, 0]
+        if array.ndim == 1:
+            return pd.Series(array)
+        raise DataError(
+            f"{label}, argument {what!r}: a {array.ndim}-D array of shape {array.shape}; pass one value per row "
+            "(a 1-D array); several targets at once are not supported."
+        )
+    raise DataError(
+        f"{label}, argument {what!r}: {type(values).__module__}.{type(values).__qualname__} is not supported; pass "
+        "a 1-D numpy array, a list, or a pandas or polars Series."
+    )
+
+
+def _from_arrays(spec: DataSpec, arrays: Arrays, *, label: str) -> Dataset:
+    X = as_frame(arrays.X, what="X", label=label).reset_index(drop=True)
+    y_raw = _as_column(arrays.y, what="y", label=label)
+    groups = None if arrays.groups is None else _as_column(arrays.groups, what="groups", label=label).to_numpy()
+    for name, values in (("y", y_raw), ("groups", groups)):
+        if values is not None and len(values) != len(X):
+            raise DataError(
+                f"{label}, argument {name!r}: {len(values)} values for {len(X)} rows of X; pass one per row of X."
+            )
+    if X.shape[1] == 0:
+        raise DataError(
+            f"{label}, argument 'X': 0 feature(s) (shape={X.shape}) while a minimum of 1 is required; pass features."
+        )
+    if len(X) < 2:
+        raise DataError(
+            f"{label}, argument 'X': {len(X)} sample(s) (shape={X.shape}) while a minimum of 2 is required to "
+            "cross-validate; pass more rows."
+        )
+    if y_raw.isna().any():
+        raise DataError(f"{label}, argument 'y': {int(y_raw.isna().sum())} missing values; drop those rows first.")
+    if pd.api.types.is_float_dtype(y_raw):
+        _check_finite(pd.DataFrame({"y": y_raw}), "y", label)
+    task = _infer_task(y_raw) if spec.task == "auto" else spec.task
+    if task == "regression" and not pd.api.types.is_numeric_dtype(y_raw):
+        raise DataError(
+            f"{label}, argument 'y': values such as {shorten(str(y_raw.iloc[0]))!r} are not numeric, so they cannot "
+            "be a regression target; use a classifier, or pass numbers."
+        )
+    _check_finite(X, "X", label)
+    y, classes = _encode(y_raw, task, f"{label}, argument 'y'")
+    return Dataset(X=X, y=y, task=task, groups=groups, classes=classes, source="arrays")
 
 
 def _load_bundled(name: str) -> pd.DataFrame:

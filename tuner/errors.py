@@ -66,6 +66,11 @@ class TooManyFailures(TunerError):
     the first error."""
 
 
+class SearchFitError(TunerError, ValueError):
+    """``TunerSearchCV.fit`` cannot work on its data, or no trial completed: a ``ValueError`` as well,
+    as scikit-learn's searches raise, so ``cross_val_score`` and estimator checks see the usual type."""
+
+
 class WorkerError(TunerError):
     """Worker processes or Dask tasks failed before the budget was reached."""
 

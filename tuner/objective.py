@@ -5,12 +5,13 @@ The built-in :class:`CVObjective` suggests parameters and cross-validates them f
 the pruner can stop a bad trial early, and stores what it measured as trial user attributes (so
 the dashboard, ``show`` and ``export`` see it): validation and train scores, the gap, per-group
 scores and flags (:mod:`tuner.diagnostics`). It returns the spec's targets (:mod:`tuner.targets`).
-A custom objective is any ``fn(trial, context) -> float``; the :class:`~tuner.setup.StudyContext`
-gives it the data, folds and metric.
+A custom objective is ``fn(trial) -> float``, as Optuna users write it, or ``fn(trial, context)``,
+whose :class:`~tuner.setup.StudyContext` gives it the data, folds and metric.
 """
 
 from __future__ import annotations
 
+import inspect
 import statistics
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -23,6 +24,7 @@ from sklearn.model_selection import train_test_split
 from tuner import targets
 from tuner.cv import AugmentPlan, FoldLog, fit_and_score, native_rows, plan_for
 from tuner.diagnostics import record
+from tuner.errors import SpecError
 from tuner.search import FULL, check_grid
 from tuner.seeds import seed_for
 from tuner.setup import StudyContext
@@ -70,6 +72,7 @@ class CVObjective:
                 groups=ctx.dataset.groups,
                 val_groups=ctx.val_groups(index),
                 rows=rows,
+                fit_params=ctx.fit_params,
             )
             log.add(fold.scores())
             # Model warnings (convergence, ...) would scroll the progress display away; they are
@@ -182,26 +185,64 @@ def _scale_iterations(model: Any, context: StudyContext, level: int) -> None:
 
 
 class CustomObjective:
-    """Adapts ``fn(trial, context) -> float`` to the :class:`Objective` protocol."""
+    """Adapts ``fn(trial)`` or ``fn(trial, context)`` to the :class:`Objective` protocol."""
 
-    def __init__(self, fn: Callable[[optuna.Trial, StudyContext], float], context: StudyContext) -> None:
+    def __init__(self, fn: Callable[..., Any], context: StudyContext, *, takes_context: bool = True) -> None:
         self.fn = fn
         self.context = context
+        self.takes_context = takes_context
 
-    def __call__(self, trial: optuna.Trial) -> float:
-        return self.fn(trial, self.context)
+    def __call__(self, trial: optuna.Trial) -> Any:
+        return self.fn(trial, self.context) if self.takes_context else self.fn(trial)
+
+
+def takes_context(fn: Callable[..., Any], *, where: str) -> bool:
+    """Whether ``fn`` is ``fn(trial, context)`` (True) or ``fn(trial)`` (False), read once from its signature.
+
+    Raises:
+        SpecError: for anything else, before a trial runs (every trial would fail with a TypeError).
+    """
+    if not callable(fn):
+        raise SpecError(f"{where}: {type(fn).__name__} {fn!r} is not callable; give a function `fn(trial) -> float`.")
+    try:
+        parameters = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):  # some builtins and C callables have no signature: Optuna's form
+        return False
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    given = [p for p in parameters if p.kind in positional]
+    required = [p for p in given if p.default is inspect.Parameter.empty]
+    keyword_only = [
+        p.name for p in parameters if p.kind == inspect.Parameter.KEYWORD_ONLY and p.default is inspect.Parameter.empty
+    ]
+    star = any(p.kind == inspect.Parameter.VAR_POSITIONAL for p in parameters)
+    if not keyword_only and len(required) <= 2:
+        if len(given) >= 2 or star:
+            return True
+        if given:
+            return False
+    shown_args = ", ".join(p.name for p in parameters) or "no arguments"
+    raise SpecError(
+        f"{where}: the objective takes ({shown_args}), but it is called as `fn(trial)` (Optuna's form) or "
+        "`fn(trial, ctx)` (with the study context: data, folds, metric); change its arguments to one of these."
+    )
 
 
 def make_objective(
     context: StudyContext,
-    objective: Callable[[optuna.Trial, StudyContext], float] | None = None,
+    objective: Callable[..., Any] | None = None,
 ) -> Objective:
-    """The objective for a run: a Python callable, the spec's ``objective:`` import, or CV."""
+    """The objective for a run: a Python callable, the spec's ``objective:`` import, or CV.
+
+    A callable is ``fn(trial)`` or ``fn(trial, context)``; its signature is read once, here.
+    """
     spec = context.spec
+    where = f"{spec.label}, argument 'objective'"
     if objective is None and spec.objective.custom:
         objective = import_object(spec.objective.custom, field="objective", label=spec.label, base_dir=spec.base_dir)
+        where = f"{spec.label}, field 'objective'"
     if objective is not None:
-        return CustomObjective(objective, context)  # it suggests parameters of its own
+        # It suggests parameters of its own.
+        return CustomObjective(objective, context, takes_context=takes_context(objective, where=where))
     # Conditional parameters are left out: the grid may never meet their condition.
     check_grid(
         spec.sampler, [n for n, p in context.space.items() if p.type != "fixed" and not p.when], label=spec.label

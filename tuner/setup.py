@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import statistics
 import warnings
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 import numpy as np
 import optuna
+import pandas as pd
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.pipeline import make_pipeline
 
@@ -27,12 +29,13 @@ from tuner.cv import (
     is_step_param,
     make_plan,
     model_params,
+    resolve_scheme,
     stopping_plan,
 )
-from tuner.data import Dataset, check_groups, load_dataset, make_preprocessor, scoring_groups
+from tuner.data import Arrays, Dataset, check_groups, load_dataset, make_preprocessor, scoring_groups
 from tuner.errors import SpecError, did_you_mean, unknown_text
 from tuner.metrics import Metric, check_metric, default_metric, get_metric
-from tuner.models import ModelEntry, get_model, is_registered, model_names
+from tuner.models import ModelEntry, entry_for, get_model, is_registered, model_names
 from tuner.search import FULL, Space, levels, merge, pruner_defaults, suggest
 from tuner.seeds import seed_for
 from tuner.spec import StudySpec
@@ -110,6 +113,9 @@ class StudyContext:
     baseline: float | None = None
     # Labels of the groups that get per-group scores (`fairness.groups` or `data.groups`), or None.
     score_groups: np.ndarray | None = None
+    # Keyword arguments of every fit (TunerSearchCV.fit(X, y, **fit_params)); per-row values are
+    # cut to each fold's training rows.
+    fit_params: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def splits(self) -> tuple[Split, ...]:
@@ -132,6 +138,8 @@ class StudyContext:
         estimator = self.model.build(
             self.dataset.task, model_params(params), seed=self.model_seed, proba=self.metric.needs_proba
         )
+        if self.model.as_given:
+            return estimator  # a user's estimator or pipeline does its own preprocessing
         pre = make_preprocessor(self.dataset, handles_missing=self.model.handles_missing)
         return estimator if pre is None else make_pipeline(pre, estimator)
 
@@ -150,43 +158,59 @@ class StudyContext:
 ObjectiveContext = StudyContext
 
 
-def build(spec: StudySpec, *, data: Any = None) -> StudyContext:
+@dataclass(frozen=True)
+class PythonData:
+    """What Python hands in instead of the spec's data source and catalog model: a DataFrame or
+    ``X, y`` arrays, an estimator or pipeline to tune as it is, the folds of a CV splitter, and
+    keyword arguments of every fit. Carried as one value, so that worker processes get it whole."""
+
+    data: pd.DataFrame | Arrays | None = None
+    estimator: Any = None
+    folds: Sequence[Split] | None = None
+    fit_params: Mapping[str, Any] = field(default_factory=dict)
+
+
+def build(spec: StudySpec, *, data: pd.DataFrame | Arrays | PythonData | None = None) -> StudyContext:
     """Load data, fix the folds, resolve metric, model and space; every check runs here, before any trial.
 
     Args:
         spec: The validated study spec.
-        data: Optional pandas DataFrame replacing ``spec.data.source``.
+        data: A pandas DataFrame or :class:`~tuner.data.Arrays` replacing ``spec.data.source``, or a
+            :class:`PythonData` that also brings an estimator, folds or fit parameters.
 
     Raises:
         TunerError: a :class:`~tuner.errors.SpecError`, :class:`~tuner.errors.DataError` or
             :class:`~tuner.errors.CatalogError` naming the field to fix.
     """
     label = spec.label
-    _check_model_name(spec)
+    given = data if isinstance(data, PythonData) else PythonData(data=data)
+    if given.estimator is None:
+        _check_model_name(spec)
     dataset = load_dataset(
-        spec.data, base_dir=spec.base_dir, label=label, frame=data, fairness_groups=spec.fairness.groups
+        spec.data, base_dir=spec.base_dir, label=label, frame=given.data, fairness_groups=spec.fairness.groups
     )
     metric_name = spec.metric or default_metric(dataset.task, dataset.n_classes)
     problem = check_metric(metric_name, dataset.task, dataset.n_classes)
     if problem:
         raise SpecError(f"{label}, field 'metric': {problem}.")
-    model = get_model(spec.model, label=label, base_dir=spec.base_dir)
+    model = (
+        get_model(spec.model, label=label, base_dir=spec.base_dir)
+        if given.estimator is None
+        else entry_for(given.estimator, name=spec.model)
+    )
     if dataset.task not in model.tasks:
         raise SpecError(
             f"{label}, field 'model': {spec.model!r} has no {dataset.task} variant (it supports "
             f"{', '.join(model.tasks)}); pick another model from `tuner models` or set `data.task`."
         )
     space = merge(model.space(dataset.task), spec.space, label=label)
-    example = _example_estimator(model, dataset.task)
-    accepted = set(example.get_params(deep=False)) if example is not None and hasattr(example, "get_params") else None
-    for name in space:
-        if accepted is not None and name not in accepted and not is_step_param(name):
-            raise SpecError(
-                f"{label}, field 'space.{name}': model {spec.model!r} has no parameter {name!r}."
-                f"{did_you_mean(name, accepted)} Parameters: {', '.join(sorted(accepted))}."
-            )
-    cv_seed = spec.cv.seed if spec.cv.seed is not None else seed_for(spec.seed, "cv")
-    cv, dataset, holdout = make_plan(spec.cv, dataset, seed=cv_seed, label=label)
+    example = given.estimator if given.estimator is not None else _example_estimator(model, dataset.task)
+    _check_space_names(spec, space, example)
+    if given.folds is not None:
+        cv, holdout = given_plan(spec, dataset, given.folds), None
+    else:
+        cv_seed = spec.cv.seed if spec.cv.seed is not None else seed_for(spec.seed, "cv")
+        cv, dataset, holdout = make_plan(spec.cv, dataset, seed=cv_seed, label=label)
     pruning = pruning_plan(spec, model)
     score_groups = _score_groups(spec, dataset)
     check_augment(spec, dataset, example)
@@ -210,7 +234,42 @@ def build(spec: StudySpec, *, data: Any = None) -> StudyContext:
         holdout=holdout,
         baseline=baseline_score(dataset, cv, metric),
         score_groups=score_groups,
+        fit_params=dict(given.fit_params),
     )
+
+
+def _check_space_names(spec: StudySpec, space: Mapping[str, Any], example: Any) -> None:
+    """Every searched name is a parameter of the estimator (``step__param`` of a pipeline too), before any trial."""
+    if example is None or not hasattr(example, "get_params"):
+        return
+    accepted = set(example.get_params(deep=True))
+    for name in space:
+        if name not in accepted and not is_step_param(name):
+            shown_names = sorted(accepted)
+            listed = ", ".join(shown_names[:40]) + (
+                f", … ({len(shown_names) - 40} more)" if len(shown_names) > 40 else ""
+            )
+            raise SpecError(
+                f"{spec.label}, field 'space.{name}': model {spec.model!r} has no parameter {name!r}."
+                f"{did_you_mean(name, accepted)} Parameters: {listed}."
+            )
+
+
+def given_plan(spec: StudySpec, dataset: Dataset, folds: Sequence[Split]) -> CVPlan:
+    """A CV plan of folds a splitter made in Python, in the splitter's order (their split numbers)."""
+    n_rows = len(dataset.y)
+    splits = []
+    for index, (train, val) in enumerate(folds):
+        train_rows, val_rows = np.asarray(train, dtype=np.int64), np.asarray(val, dtype=np.int64)
+        if len(train_rows) == 0 or len(val_rows) == 0 or max(train_rows.max(), val_rows.max()) >= n_rows:
+            raise SpecError(
+                f"{spec.label}, argument 'cv': split {index} has {len(train_rows)} training and {len(val_rows)} "
+                f"validation rows of {n_rows}; a splitter must give both, as positions of rows of X."
+            )
+        splits.append((train_rows, val_rows))
+    if not splits:
+        raise SpecError(f"{spec.label}, argument 'cv': the splitter gave no splits; give one with at least 2.")
+    return CVPlan(scheme=resolve_scheme(spec.cv, dataset), splits=tuple(splits))
 
 
 def _check_model_name(spec: StudySpec) -> None:
@@ -284,4 +343,4 @@ def _example_estimator(model: ModelEntry, task: Any) -> Any | None:
         return None
 
 
-__all__ = ["ObjectiveContext", "PruningPlan", "StudyContext", "build", "pruning_plan"]
+__all__ = ["ObjectiveContext", "PruningPlan", "PythonData", "StudyContext", "build", "given_plan", "pruning_plan"]

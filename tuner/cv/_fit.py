@@ -13,7 +13,7 @@ import contextlib
 import math
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +41,7 @@ class FoldResult:
     estimator: Any
     fit_seconds: float
     val: float | None = None
+    score_seconds: float = 0.0
     train: float | None = None
     # group label → (validation score or None when undefined on that fold, validation rows)
     groups: dict[str, tuple[float | None, int]] = field(default_factory=dict)
@@ -50,7 +51,13 @@ class FoldResult:
     def scores(self) -> FoldScores:
         """The fold's record for the trial's :class:`~tuner.cv.FoldLog` (needs both scores)."""
         assert self.val is not None and self.train is not None
-        return FoldScores(val=self.val, train=self.train, fit_seconds=self.fit_seconds, groups=self.groups)
+        return FoldScores(
+            val=self.val,
+            train=self.train,
+            fit_seconds=self.fit_seconds,
+            groups=self.groups,
+            score_seconds=self.score_seconds,
+        )
 
 
 def fit_and_score(
@@ -69,6 +76,7 @@ def fit_and_score(
     score_train: bool = True,
     rows: Callable[[Any], Any] = _unchanged,
     capture_warnings: bool = True,
+    fit_params: Mapping[str, Any] | None = None,
 ) -> FoldResult:
     """Fit ``estimator`` (in place) on the rows ``train`` of ``X, y`` and score it on the rows ``val``.
 
@@ -89,6 +97,8 @@ def fit_and_score(
         capture_warnings: Collect warnings raised while fitting and scoring in the result instead
             of letting them through (they would scroll a progress display away); callers keep or
             drop them.
+        fit_params: Keyword arguments of ``fit``; values with one entry per row of ``X`` are cut to
+            the training rows (as scikit-learn's searches do).
 
     Returns:
         A :class:`FoldResult`.
@@ -104,7 +114,8 @@ def fit_and_score(
         started = time.perf_counter()
         if stopping is None or len(y_train) < MIN_ROWS:
             data = apply(augment, X_train, y_train, seed=seed)
-            estimator.fit(data.X, data.y, **fit_kwargs(estimator, data.sample_weight))
+            extra = _fold_params(fit_params, train, len(y))
+            estimator.fit(data.X, data.y, **fit_kwargs(estimator, data.sample_weight), **extra)
         else:
             fit_rows, stop_rows = stopping_split(
                 y_train,
@@ -127,13 +138,17 @@ def fit_and_score(
                 seed=seed,
             )
         seconds = time.perf_counter() - started
+        started = time.perf_counter()
         val_score = train_score = None
+        score_seconds = 0.0
         group_scores: dict[str, tuple[float | None, int]] = {}
         if metric is not None and val is not None:
             X_val, y_val = rows(X.iloc[val]), y[val]
             if val_groups is not None:
                 group_scores = _group_scores(metric, estimator, X_val, y_val, val_groups)
             val_score = metric.score(estimator, X_val, y_val)
+            # The validation rows only, as scikit-learn's `score_time` (train scores are extra work of ours).
+            score_seconds = time.perf_counter() - started
         if metric is not None and score_train:
             train_score = metric.score(estimator, X_train, y_train)
     messages = dict.fromkeys(f"{w.category.__name__}: {w.message}"[:_WARNING_CHARS] for w in caught)
@@ -142,10 +157,23 @@ def fit_and_score(
         fit_seconds=seconds,
         val=val_score,
         train=train_score,
+        score_seconds=score_seconds,
         groups=group_scores,
         best_iteration=best_iteration,
         warnings=tuple(messages),
     )
+
+
+def _fold_params(params: Mapping[str, Any] | None, train: np.ndarray | None, n_rows: int) -> dict[str, Any]:
+    if not params or train is None:
+        return dict(params or {})
+    out = {}
+    for key, value in params.items():
+        per_row = not isinstance(value, str | bytes) and hasattr(value, "__len__")
+        if per_row and len(value) == n_rows:
+            value = _take(value, train) if hasattr(value, "iloc") else np.asarray(value)[train]
+        out[key] = value
+    return out
 
 
 def _take(X: Any, rows: np.ndarray) -> Any:

@@ -20,6 +20,7 @@ class FoldScores:
     fit_seconds: float
     # group label → (validation score or None when undefined on that fold, validation rows)
     groups: dict[str, tuple[float | None, int]] = field(default_factory=dict)
+    score_seconds: float = 0.0
 
 
 class FoldLog:

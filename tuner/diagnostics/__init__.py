@@ -11,10 +11,11 @@ from __future__ import annotations
 from tuner.diagnostics._curve import DEFAULT_SIZES, CurvePoint, LearningCurve, check_sizes, judge, learning_curve
 from tuner.diagnostics._study import StudyDiagnosis, best_configuration, curve_attr, diagnose
 from tuner.diagnostics._summary import DataSummary, summarize
-from tuner.diagnostics._trial import flags, record
+from tuner.diagnostics._trial import SCORE_SECONDS, flags, record
 
 __all__ = [
     "DEFAULT_SIZES",
+    "SCORE_SECONDS",
     "CurvePoint",
     "DataSummary",
     "LearningCurve",

@@ -18,21 +18,22 @@ import pandas as pd
 from optuna.trial import TrialState
 from rich.console import Console
 
+from tuner.data import Arrays
 from tuner.engine._budget import Budget, counted
 from tuner.engine._dask import run_on_dask
 from tuner.engine._liveness import reap
-from tuner.engine._loop import FailureGuard, LoopResult, run_trials
+from tuner.engine._loop import Callback, FailureGuard, LoopResult, run_trials
 from tuner.engine._processes import prestart, run_processes
 from tuner.engine._progress import StudyProgress
 from tuner.engine._study import open_study
 from tuner.engine._supervise import Watcher
 from tuner.engine._worker import WorkerJob, too_many_failures
-from tuner.errors import TooManyFailures, TunerError, sentence
+from tuner.errors import SpecError, TooManyFailures, TunerError, sentence
 from tuner.models import get_model
 from tuner.objective import make_objective
 from tuner.search import build_sampler, enqueue
 from tuner.seeds import seed_for
-from tuner.setup import StudyContext, build
+from tuner.setup import PythonData, StudyContext, build
 from tuner.spec import StudySpec, load_spec
 from tuner.store import DEFAULT_HEARTBEAT, Heartbeat, counts, is_server, resolve_url
 
@@ -91,8 +92,13 @@ class StudyResult:
 def run_study(
     spec: str | Path | dict[str, Any] | StudySpec,
     *,
-    data: pd.DataFrame | None = None,
-    objective: Callable[[optuna.Trial, StudyContext], float] | None = None,
+    data: pd.DataFrame | PythonData | None = None,
+    X: Any = None,
+    y: Any = None,
+    groups: Any = None,
+    model: Any = None,
+    objective: Callable[..., Any] | None = None,
+    callbacks: Sequence[Callback] = (),
     n_trials: int | None = None,
     timeout: float | None = None,
     seed: int | None = None,
@@ -112,7 +118,18 @@ def run_study(
     Args:
         spec: A YAML path, a dict, or a :class:`~tuner.spec.StudySpec`.
         data: A DataFrame to use instead of ``data.source``.
-        objective: ``fn(trial, context) -> float`` replacing the built-in CV objective.
+        X: Features to use instead of ``data.source`` (with ``y``): a pandas or polars DataFrame
+            or a 2-D numpy array.
+        y: The target of each row of ``X`` (numpy, list, pandas or polars Series); string or
+            categorical labels are fine.
+        groups: Group labels of each row of ``X`` (group CV, per-group scores), optional.
+        model: A scikit-learn estimator or ``Pipeline`` to tune as it is (``space`` names its
+            parameters, ``step__param`` for a pipeline), instead of the spec's ``model``.
+        objective: ``fn(trial) -> float`` (Optuna's form) or ``fn(trial, context) -> float`` replacing
+            the built-in CV objective.
+        callbacks: Called as ``callback(study, frozen_trial)`` after each trial, as Optuna's
+            ``study.optimize(callbacks=...)`` does (e.g. optuna-integration's ``MLflowCallback``);
+            with worker processes, in this process as their trials finish.
         n_trials: Overrides ``budget.n_trials`` (the study's total across reruns).
         timeout: Overrides ``budget.timeout`` (seconds for this run).
         seed: Overrides ``seed``.
@@ -145,6 +162,7 @@ def run_study(
     spec = load_spec(spec, overrides=overrides).replace(
         name=study_name, seed=seed, storage=storage, n_trials=n_trials, timeout=timeout
     )
+    data = _python_data(spec, data, X, y, groups, model)
     jobs = n_jobs or spec.budget.n_jobs
     processes = dask is None and jobs > 1
     preload = _model_library(spec) if processes else []
@@ -181,7 +199,7 @@ def run_study(
                     allow_space_change=allow_space_change,
                     log_level=optuna.logging.get_verbosity(),
                 )
-                watcher = Watcher(study, [bar, guard])
+                watcher = Watcher(study, [bar, guard, *callbacks])
                 if dask is not None:
                     # Without a count, Dask runs one worker per thread of the cluster.
                     workers = None if n_jobs is None and spec.budget.n_jobs == 1 else jobs
@@ -202,7 +220,7 @@ def run_study(
                     budget=budget,
                     timeout=spec.budget.timeout,
                     guard=guard,
-                    callbacks=[bar],
+                    callbacks=[bar, *callbacks],
                     heartbeat=heartbeat,
                 )
                 result.exhausted = outcome.exhausted
@@ -217,6 +235,26 @@ def run_study(
     if guard.first_error is not None and not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         raise _nothing_completed(spec, guard)
     return result
+
+
+def _python_data(
+    spec: StudySpec, data: pd.DataFrame | PythonData | None, X: Any, y: Any, groups: Any, model: Any
+) -> pd.DataFrame | PythonData | None:
+    """``data``, or the arrays and estimator passed from Python as one value (see :class:`PythonData`)."""
+    if X is None and y is None and groups is None and model is None:
+        return data
+    if (X is None) != (y is None) or (groups is not None and X is None):
+        raise SpecError(f"{spec.label}, argument 'X': pass `X` and `y` together (and `groups` only with them).")
+    if X is not None and data is not None:
+        raise SpecError(f"{spec.label}, argument 'data': pass either `data` (a DataFrame) or `X` and `y`, not both.")
+    if model is not None and not hasattr(model, "get_params"):
+        raise SpecError(
+            f"{spec.label}, argument 'model': a {type(model).__name__} is not a scikit-learn estimator (it has no "
+            "`get_params`); pass an estimator or Pipeline, or name a catalog model in the spec's `model`."
+        )
+    if isinstance(data, PythonData):
+        return data
+    return PythonData(data=Arrays(X, y, groups) if X is not None else data, estimator=model)
 
 
 def _nothing_completed(spec: StudySpec, guard: FailureGuard) -> TooManyFailures:

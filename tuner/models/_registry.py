@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import ValidationError
+from sklearn.base import clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -62,6 +63,9 @@ class ModelEntry:
     iterations: IterationHook | None = None
     # Known-good configurations tried first by a new study (see tuner.search.known_good).
     starts: tuple[Mapping[str, Any], ...] = ()
+    # An estimator handed in from Python (TunerSearchCV, `run_study(model=...)`): tuned exactly as
+    # given, without the catalog's seeding, preprocessing, calibration or scaling.
+    as_given: bool = False
 
     @property
     def tasks(self) -> tuple[Task, ...]:
@@ -88,8 +92,17 @@ class ModelEntry:
         return self.classifier_space if task == "classification" else self.regressor_space
 
     def build(self, task: Task, params: Mapping[str, Any], *, seed: int, n_jobs: int = 1, proba: bool = False) -> Any:
-        """An unfitted estimator for ``params`` (scaled first when the model needs it)."""
-        estimator = self.factory(task)(**params)
+        """An unfitted estimator for ``params`` (scaled first when the model needs it).
+
+        ``step__param`` names (a factory that returns a Pipeline) are set with ``set_params``
+        after the factory ran; the others are the factory's keyword arguments.
+        """
+        nested = {k: v for k, v in params.items() if "__" in k}
+        estimator = self.factory(task)(**{k: v for k, v in params.items() if k not in nested})
+        if nested:
+            estimator.set_params(**nested)
+        if self.as_given:
+            return estimator
         _fill_defaults(estimator, seed=seed, n_jobs=n_jobs, proba=proba)
         if proba and not hasattr(estimator, "predict_proba"):
             # scikit-learn 1.9 deprecated SVC(probability=True) for this wrapper (same Platt
@@ -98,6 +111,24 @@ class ModelEntry:
         if self.scale:
             estimator = make_pipeline(StandardScaler(), estimator)
         return estimator
+
+
+class _Configured:
+    """A factory of clones of one estimator with the trial's parameters set (picklable for workers)."""
+
+    def __init__(self, estimator: Any) -> None:
+        self.estimator = estimator
+
+    def __call__(self, **params: Any) -> Any:
+        return clone(self.estimator).set_params(**params)
+
+
+def entry_for(estimator: Any, *, name: str) -> ModelEntry:
+    """A catalog entry for an estimator or pipeline handed in from Python, tuned as it is given."""
+    factory = _Configured(estimator)
+    return ModelEntry(
+        name=name, description="estimator from Python", classifier=factory, regressor=factory, as_given=True
+    )
 
 
 def _fill_defaults(estimator: Any, *, seed: int, n_jobs: int, proba: bool) -> None:
