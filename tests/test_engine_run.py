@@ -13,7 +13,7 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
-from support import sqlite_url, wait_for
+from support import PATIENCE_S, sqlite_url, wait_for
 
 import tuner
 from tuner.errors import SpecError, TooManyFailures
@@ -152,14 +152,15 @@ def test_too_many_failures_in_a_row_stop_the_study_with_the_first_error(tmp_path
 
 
 @pytest.mark.slow
-def test_ctrl_c_marks_the_running_trial_and_a_rerun_finishes_the_budget(make_study, tuner_process):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_marks_the_running_trial_and_a_rerun_finishes_the_budget(make_study, tuner_process, signum):
     study = make_study("held", n_trials=8)
     study.hold(from_number=2)  # trials 0 and 1 complete, trial 2 runs until Ctrl-C
     proc = tuner_process("run", study.spec)
     wait_for(lambda: study.states() == {"COMPLETE": 2, "RUNNING": 1}, what="two trials complete, the third running")
-    proc.send_signal(signal.SIGINT)
-    _out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    proc.send_signal(signum)
+    _out, err = proc.communicate(timeout=PATIENCE_S)
+    assert proc.returncode == 128 + signum, err
     assert "Resume with: tuner run" in err
     assert "Traceback" not in err
     after_stop = study.trials()
@@ -175,6 +176,17 @@ def test_ctrl_c_marks_the_running_trial_and_a_rerun_finishes_the_budget(make_stu
     complete = [t for t in final if t.state == TrialState.COMPLETE]
     assert len(complete) == 8
     assert {n: v for n, v in ((t.number, t.value) for t in complete) if n in kept} == kept
+
+
+def test_sigterm_while_a_trial_is_being_created_stops_the_run_once_it_exists():
+    from tuner.engine._loop import CtrlCLatch, Terminated, sigterm_as_ctrl_c
+
+    with sigterm_as_ctrl_c(), CtrlCLatch() as latch:
+        with pytest.raises(Terminated), latch.held():
+            signal.raise_signal(signal.SIGTERM)
+            created = True  # the latch held the signal back until the block ended
+        assert created
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
 def test_a_study_stored_before_new_spec_fields_existed_still_resumes(write_spec):

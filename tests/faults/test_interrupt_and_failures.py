@@ -19,7 +19,7 @@ from tuner.errors import TooManyFailures
 def test_ctrl_c_stops_every_worker_and_leaves_no_running_trial(make_study, tuner_process):
     study = make_study("held", n_trials=10)
     study.hold(from_number=1)  # trial 0 completes; then each worker holds a trial until Ctrl-C
-    run = tuner_process("run", study.spec, "--jobs", "2", new_session=True)  # its own group, like a terminal
+    run = tuner_process("run", study.spec, "--jobs", "2")  # in its own group, like a terminal
     wait_for(
         lambda: study.states().get("COMPLETE", 0) >= 1 and study.states().get("RUNNING", 0) == 2,
         what="both workers running a trial",

@@ -8,6 +8,7 @@ and printing. One process runs the trial loop itself; ``n_jobs > 1`` adds local 
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ from rich.console import Console
 from tuner.engine._budget import Budget, counted
 from tuner.engine._dask import run_on_dask
 from tuner.engine._liveness import reap
-from tuner.engine._loop import FailureGuard, LoopResult, run_trials
+from tuner.engine._loop import FailureGuard, LoopResult, Terminated, run_trials, sigterm_as_ctrl_c
 from tuner.engine._processes import prestart, run_processes
 from tuner.engine._progress import StudyProgress
 from tuner.engine._study import open_study
@@ -37,11 +38,15 @@ from tuner.store import DEFAULT_HEARTBEAT, Heartbeat, counts, is_server, resolve
 
 
 class StudyInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped the run; completed trials are stored and ``result`` describes them."""
+    """Ctrl-C (or SIGTERM) stopped the run; completed trials are stored and ``result`` describes them.
 
-    def __init__(self, result: StudyResult) -> None:
+    ``signum`` is the signal that stopped it: ``signal.SIGINT`` for Ctrl-C, ``signal.SIGTERM``.
+    """
+
+    def __init__(self, result: StudyResult, signum: int = signal.SIGINT) -> None:
         super().__init__("study interrupted")
         self.result = result
+        self.signum = signum
 
 
 @dataclass
@@ -87,6 +92,8 @@ class StudyResult:
         return counted(self.study.get_trials(deepcopy=False))
 
 
+# SIGTERM stops a run like Ctrl-C, from the moment it starts until it returns.
+@sigterm_as_ctrl_c()
 def run_study(
     spec: str | Path | dict[str, Any] | StudySpec,
     *,
@@ -133,7 +140,8 @@ def run_study(
 
     Raises:
         TunerError: for invalid specs, data or storages (nothing is written then).
-        StudyInterrupted: on Ctrl-C, after marking the running trial; ``.result`` holds the state.
+        StudyInterrupted: on Ctrl-C, or SIGTERM when nothing else handles it, after marking the running
+            trials (and stopping the workers); ``.result`` holds the state.
 
     Example:
         >>> result = run_study("studies/quickstart.yaml", n_trials=10)
@@ -203,9 +211,9 @@ def run_study(
                     heartbeat=heartbeat,
                 )
                 result.exhausted = outcome.exhausted
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stop:
             result.ran = bar.finished_here
-            raise StudyInterrupted(result) from None
+            raise StudyInterrupted(result, signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT) from None
     result.ran = bar.finished_here
     if guard.tripped:
         raise too_many_failures(spec, guard)
