@@ -74,6 +74,37 @@ def test_sequential_runs_with_the_same_seed_are_identical(tmp_path, write_spec):
     assert [t.params for t in other] != [t.params for t in _trials(a)]
 
 
+def test_a_run_resumed_from_the_same_stored_state_repeats_its_trials(tmp_path, make_study):
+    """One process alone on a study is reproducible, across a resume too: its sampler's seed derives from
+    the study seed and the number of the first trial it runs."""
+    runs = []
+    for folder in (tmp_path / "a", tmp_path / "b"):
+        folder.mkdir()
+        study = make_study("fast", n_trials=8, folder=folder)
+        tuner.run_study(study.spec, n_trials=3)
+        tuner.run_study(study.spec)
+        runs.append([(t.number, t.params) for t in study.trials()])
+    assert runs[0] == runs[1] and len(runs[0]) == 8
+    xs = [params["x"] for _, params in runs[0]]
+    assert len(set(xs)) == 8, "the resumed run drew the first run's values again"
+
+
+@pytest.mark.slow
+def test_two_runs_of_one_study_at_once_propose_different_trials(make_study, tuner_process):
+    # `gathers` (with budget.n_jobs 2): a trial waits until both processes started one, so both runs
+    # overlap however long each takes to start; `--jobs 1` keeps each run sequential.
+    study = make_study("gathers", n_trials=12, budget={"n_jobs": 2})
+    runs = [tuner_process("run", study.spec, "--jobs", "1", "-q") for _ in range(2)]
+    for run in runs:
+        _out, err = run.communicate(timeout=PATIENCE_S)
+        assert run.returncode == 0, err
+    trials = study.trials()
+    assert {t.system_attrs["tuner:worker"]["pid"] for t in trials} == {run.pid for run in runs}
+    xs = [t.params["x"] for t in trials]
+    # x is drawn from a continuous range: two equal values mean two equally seeded samplers.
+    assert len(set(xs)) == len(xs), "the two runs proposed the same configurations"
+
+
 def test_resuming_with_a_changed_space_is_refused_naming_the_parameter(write_spec, run_cli):
     spec = write_spec()
     tuner.run_study(spec, n_trials=2)

@@ -84,6 +84,7 @@ def run_trials(
     heartbeat: Heartbeat | None = None,
     gate: Callable[[], AbstractContextManager[Any]] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    first_trial: Callable[[int], None] | None = None,
 ) -> LoopResult:
     """Run trials until the study's counted plus running trials reach the budget.
 
@@ -102,6 +103,8 @@ def run_trials(
         heartbeat: Keep a heartbeat on the running trial.
         gate: A context manager factory held around "reap, check budget, ask".
         should_stop: Polled before each trial; ``True`` ends the loop.
+        first_trial: Called with the number of the first trial this loop runs, once it exists and
+            before anything is sampled for it (it seeds the sampler: :func:`tuner.engine._worker.seed_sampler`).
 
     Raises:
         KeyboardInterrupt: after marking the running trial FAIL with ``interrupted: true``.
@@ -147,6 +150,9 @@ def run_trials(
                     _log.warning("trial %d: another process took it and finished it first; skipping it", trial.number)
                     current = None
                     continue
+                if first_trial is not None:
+                    first_trial(trial.number)
+                    first_trial = None
                 try:
                     frozen = _run_trial(stored, trial, tracked)
                 finally:

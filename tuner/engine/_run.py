@@ -26,12 +26,11 @@ from tuner.engine._processes import prestart, run_processes
 from tuner.engine._progress import StudyProgress
 from tuner.engine._study import open_study
 from tuner.engine._supervise import Watcher
-from tuner.engine._worker import WorkerJob, too_many_failures
+from tuner.engine._worker import WorkerJob, seed_sampler, too_many_failures
 from tuner.errors import TunerError
 from tuner.models import get_model
 from tuner.objective import make_objective
-from tuner.search import build_sampler, enqueue
-from tuner.seeds import seed_for
+from tuner.search import enqueue
 from tuner.setup import StudyContext, build
 from tuner.spec import StudySpec, load_spec
 from tuner.store import DEFAULT_HEARTBEAT, Heartbeat, counts, is_server, resolve_url
@@ -195,12 +194,6 @@ def run_study(
                     n = max(1, min(jobs, budget.n_trials - done))
                     result.exhausted = run_processes(stored, job, n, watcher, guard, fn, preload=preload)
             else:
-                # Seeding by the number of trials already run keeps a fresh run reproducible and
-                # keeps a resumed run from proposing the first run's configurations again.
-                # One process, but other machines may run `tuner worker` on a server storage meanwhile.
-                study.sampler = build_sampler(
-                    spec.sampler, seed_for(spec.seed, "sampler", done), label=spec.label, shared=is_server(url)
-                )
                 outcome: LoopResult = run_trials(
                     stored,
                     fn,
@@ -209,6 +202,8 @@ def run_study(
                     guard=guard,
                     callbacks=[bar],
                     heartbeat=heartbeat,
+                    # One process, but other machines may run `tuner worker` on a server storage meanwhile.
+                    first_trial=seed_sampler(stored, spec, None, shared=is_server(url)),
                 )
                 result.exhausted = outcome.exhausted
         except KeyboardInterrupt as stop:
