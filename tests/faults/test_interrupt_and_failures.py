@@ -9,7 +9,7 @@ import signal
 
 import pytest
 from optuna.trial import TrialState
-from support import check_contiguous, wait_for
+from support import PATIENCE_S, check_contiguous, wait_for
 
 import tuner
 from tuner.errors import TooManyFailures
@@ -25,7 +25,7 @@ def test_ctrl_c_stops_every_worker_and_leaves_no_running_trial(make_study, tuner
         what="both workers running a trial",
     )
     os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the parent and its workers
-    _out, err = run.communicate(timeout=60)
+    _out, err = run.communicate(timeout=PATIENCE_S)
     assert run.returncode == 130, err
     assert "Traceback" not in err and "Resume with: tuner run" in err
     after = study.trials()

@@ -58,8 +58,9 @@ def test_sigterm_to_the_parent_stops_its_workers_like_ctrl_c(make_study, tuner_p
     _out, err = run.communicate(timeout=PATIENCE_S)
     assert run.returncode == 128 + signal.SIGTERM, err
     assert "Traceback" not in err and "Resume with: tuner run" in err
-    assert not [pid for pid in workers if pid_alive(pid)]
-    assert not session_processes(run.pid), "the fork server or a worker outlived the run"
+    assert not [pid for pid in workers if pid_alive(pid)], "the parent returned before its workers stopped"
+    # The output pipes closed, so every process of the run has exited; wait until none shows as running.
+    wait_for(lambda: not session_processes(run.pid), what="nothing of the run left (fork server, workers)")
     after = study.trials()
     assert not [t for t in after if t.state == TrialState.RUNNING]
     stopped = [t for t in after if t.state == TrialState.FAIL]
