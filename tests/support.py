@@ -165,6 +165,34 @@ def dies_early_once(trial, ctx):
     return x
 
 
+def dies_in_workers(trial, ctx):
+    # Every trial that a worker process (never the parent, worker 0) starts kills it, after noting
+    # its PID in `deaths`. The parent holds its first trial until `hold_deaths` (a count) trials
+    # were repaired as lost with their worker, so no trial counts in between.
+    import os
+    import signal
+
+    from optuna.trial import TrialState
+    from tuner.store import open_storage, resolve_url
+
+    x = trial.suggest_float("x", 0, 1)
+    folder = ctx.spec.base_dir
+    if _is_worker_process():
+        with (folder / "deaths").open("a") as deaths:
+            deaths.write(f"{{os.getpid()}}\\n")
+        os.kill(os.getpid(), signal.SIGKILL)
+    storage = open_storage(resolve_url(ctx.spec.storage, base_dir=folder))
+    wanted = int((folder / "hold_deaths").read_text())
+    deadline = time.monotonic() + PATIENCE_S
+    while True:
+        trials = storage.get_all_trials(trial.study._study_id, deepcopy=False, states=(TrialState.FAIL,))
+        if sum(bool(t.user_attrs.get("lost")) for t in trials) >= wanted:
+            return x
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"fewer than {{wanted}} trials were lost with their worker")
+        time.sleep(0.02)
+
+
 def dies_at_the_end(trial, ctx):
     # The parent (worker 0) holds its trial 1 open until a worker process has died at the start of
     # its first trial, unnamed on a journal file; that trial fills the budget, so the parent's

@@ -4,6 +4,7 @@ budget once. Every wait is on an event (a trial state, a process gone), never on
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -110,3 +111,23 @@ def test_a_worker_killed_mid_run_is_replaced_and_progress_counts_each_trial_once
 
 def _worker(trial) -> int:
     return int((trial.system_attrs.get("tuner:worker") or {}).get("pid", 0))
+
+
+@pytest.mark.slow
+def test_workers_killed_one_after_another_are_replaced_only_up_to_max_failures(make_study, caplog):
+    # Every trial kills the worker process that runs it; the parent counts no trial meanwhile.
+    study = make_study("dies_in_workers", n_trials=4, budget={"max_failures": 2, "n_jobs": 2})
+    (study.folder / "hold_deaths").write_text("3")
+    with caplog.at_level(logging.WARNING, logger="tuner"):
+        result = tuner.run_study(study.spec)
+    deaths = (study.folder / "deaths").read_text().split()
+    assert len(deaths) == 3, "the first worker and two replacements die; no third replacement starts"
+    messages = [r.getMessage() for r in caplog.records if "was killed" in r.getMessage()]
+    assert [m.split("; ")[-1].split(": ")[-1] for m in messages] == [
+        f"worker process {deaths[1]} takes its place",
+        f"worker process {deaths[2]} takes its place",
+        "3 workers were killed with no trial counted in between, so no other takes its place",
+    ]
+    trials = study.trials()
+    assert sum(bool(t.user_attrs.get("lost")) for t in trials) == 3
+    assert result.done() == 4 and not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]

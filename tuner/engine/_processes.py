@@ -221,8 +221,11 @@ class _Supervisor:
             self._repair_unnamed()
 
     def _replace(self, dead: Any) -> None:
-        """Start a worker in the place of ``dead`` while budget remains, so parallelism does not drop."""
-        self.watcher.poll()  # the count of trials, and whether the guard tripped meanwhile
+        """Start a worker in the place of ``dead`` while budget remains, so parallelism does not drop.
+
+        The count of trials is the watcher's from before the death was handled: a trial counted
+        since then did not run between this death and the one before.
+        """
         if self.stop.is_set() or self.guard.tripped or Budget(self.job.spec.budget.n_trials).spent(self.stored.study):
             return
         self.killed_in_a_row = self.killed_in_a_row + 1 if self.watcher.counted == self.counted_at_death else 1
