@@ -29,6 +29,9 @@ RDB = ("sqlite", "postgresql", "mysql")
 POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
 MYSQL = {"host": "127.0.0.1", "port": 3306, "user": "root", "database": "test"}
 REDIS = {"host": "127.0.0.1", "port": 6379}
+# A server that is down refuses a connection at once; this bound is for one too loaded to answer
+# quickly (a CI machine running other jobs), which must not count as "not usable".
+CONNECT_S = 30
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,7 @@ def postgresql() -> Iterator[str]:
     """A fresh PostgreSQL database, dropped afterwards."""
     psycopg2 = _driver("psycopg2", "PostgreSQL")
     try:
-        admin = psycopg2.connect(connect_timeout=3, **POSTGRES)
+        admin = psycopg2.connect(connect_timeout=CONNECT_S, **POSTGRES)
     except Exception as exc:
         unavailable(f"PostgreSQL at {POSTGRES['host']}:{POSTGRES['port']}", exc)
     admin.autocommit = True
@@ -112,7 +115,7 @@ def mysql() -> Iterator[str]:
     """A fresh MariaDB/MySQL database, dropped afterwards."""
     pymysql = _driver("pymysql", "MySQL/MariaDB")
     try:
-        admin = pymysql.connect(connect_timeout=3, autocommit=True, **MYSQL)
+        admin = pymysql.connect(connect_timeout=CONNECT_S, autocommit=True, **MYSQL)
     except Exception as exc:
         unavailable(f"MySQL/MariaDB at {MYSQL['host']}:{MYSQL['port']}", exc)
     name = _fresh_name()
@@ -122,7 +125,7 @@ def mysql() -> Iterator[str]:
     try:
         yield f"mysql+pymysql://{MYSQL['user']}@{MYSQL['host']}:{MYSQL['port']}/{name}"
     finally:
-        admin = pymysql.connect(connect_timeout=3, autocommit=True, **MYSQL)
+        admin = pymysql.connect(connect_timeout=CONNECT_S, autocommit=True, **MYSQL)
         with admin.cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
         admin.close()
@@ -132,7 +135,7 @@ def mysql() -> Iterator[str]:
 def redis() -> Iterator[str]:
     """A Redis journal under a fresh key prefix, whose keys are deleted afterwards."""
     module = _driver("redis", "Redis")
-    client = module.Redis(socket_connect_timeout=3, **REDIS)
+    client = module.Redis(socket_connect_timeout=CONNECT_S, **REDIS)
     try:
         client.ping()
     except Exception as exc:

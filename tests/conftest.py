@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Study, start_tuner, write_spec_file
+from support import PATIENCE_S, Study, start_tuner, write_spec_file
 from support import make_study as _make_study
 
 from tuner import run_study
@@ -104,20 +104,18 @@ def make_study(tmp_path: Path) -> Callable[..., Study]:
 
 @pytest.fixture
 def tuner_process() -> Iterator[Callable[..., subprocess.Popen[str]]]:
-    """``tuner_process(*args, env=…, new_session=…)`` starts ``python -m tuner ARGS``; whatever still runs
-    when the test ends is killed (with its process group when it has its own session)."""
-    started: list[tuple[subprocess.Popen[str], bool]] = []
+    """``tuner_process(*args, env=…)`` starts ``python -m tuner ARGS`` in a session (and process group) of its
+    own, like a command typed in a terminal; whatever of it still runs when the test ends is killed, its
+    workers too (they hold its output pipes), even when the parent is gone already."""
+    started: list[subprocess.Popen[str]] = []
 
-    def start(*args: Any, env: dict[str, str] | None = None, new_session: bool = False) -> subprocess.Popen[str]:
-        process = start_tuner(*map(str, args), env=env, new_session=new_session)
-        started.append((process, new_session))
+    def start(*args: Any, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        process = start_tuner(*map(str, args), env=env)
+        started.append(process)
         return process
 
     yield start
-    for process, new_session in started:
-        if new_session:  # the group: its workers too, even when the parent is gone already
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-        elif process.poll() is None:
-            process.kill()
-        process.communicate()
+    for process in started:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate(timeout=PATIENCE_S)

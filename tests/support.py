@@ -108,9 +108,19 @@ def fast(trial, ctx):
     return trial.suggest_float("x", 0, 1)
 
 
+def _record_pid(ctx):
+    # Which processes ran trials (Study.pids): a test checks that they are gone after their parent.
+    import os
+
+    folder = ctx.spec.base_dir / "pids"
+    folder.mkdir(exist_ok=True)
+    (folder / str(os.getpid())).touch()
+
+
 def held(trial, ctx):
     # Trials numbered from the one in `hold_from` (Study.hold) wait until `release` exists (Study.release).
     x = trial.suggest_float("x", 0, 1)
+    _record_pid(ctx)
     hold = ctx.spec.base_dir / "hold_from"
     if hold.exists() and trial.number >= int(hold.read_text()):
         _wait_for_file(ctx.spec.base_dir / "release", f"trial {{trial.number}}")
@@ -163,6 +173,34 @@ def dies_early_once(trial, ctx):
             os.kill(os.getpid(), signal.SIGKILL)
         _wait_for_file(marker, "the parent waiting for a worker to die")
     return x
+
+
+def dies_in_workers(trial, ctx):
+    # Every trial that a worker process (never the parent, worker 0) starts kills it, after noting
+    # its PID in `deaths`. The parent holds its first trial until `hold_deaths` (a count) trials
+    # were repaired as lost with their worker, so no trial counts in between.
+    import os
+    import signal
+
+    from optuna.trial import TrialState
+    from tuner.store import open_storage, resolve_url
+
+    x = trial.suggest_float("x", 0, 1)
+    folder = ctx.spec.base_dir
+    if _is_worker_process():
+        with (folder / "deaths").open("a") as deaths:
+            deaths.write(f"{{os.getpid()}}\\n")
+        os.kill(os.getpid(), signal.SIGKILL)
+    storage = open_storage(resolve_url(ctx.spec.storage, base_dir=folder))
+    wanted = int((folder / "hold_deaths").read_text())
+    deadline = time.monotonic() + PATIENCE_S
+    while True:
+        trials = storage.get_all_trials(trial.study._study_id, deepcopy=False, states=(TrialState.FAIL,))
+        if sum(bool(t.user_attrs.get("lost")) for t in trials) >= wanted:
+            return x
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"fewer than {{wanted}} trials were lost with their worker")
+        time.sleep(0.02)
 
 
 def dies_at_the_end(trial, ctx):
@@ -223,6 +261,11 @@ class Study:
 
     def release(self) -> None:
         (self.folder / "release").touch()
+
+    def pids(self) -> set[int]:
+        """The processes that ran a trial of the ``held`` objective."""
+        folder = self.folder / "pids"
+        return {int(path.name) for path in folder.iterdir()} if folder.exists() else set()
 
     def marker(self) -> int:
         """The trial number a ``dies_*`` objective wrote before its worker killed itself."""
@@ -291,8 +334,9 @@ def wait_for(predicate: Callable[[], bool], timeout: float = PATIENCE_S, what: s
     raise AssertionError(f"{what} not reached within {timeout} s")
 
 
-def start_tuner(*args: str, env: dict[str, str] | None = None, new_session: bool = False) -> subprocess.Popen[str]:
-    """``python -m tuner ARGS`` as a child process (stdout/stderr piped); see the ``tuner_process`` fixture."""
+def start_tuner(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """``python -m tuner ARGS`` as a child process (stdout/stderr piped) in a session of its own, so that
+    everything it starts can be found and killed by its session; see the ``tuner_process`` fixture."""
     return subprocess.Popen(
         [sys.executable, "-m", "tuner", *map(str, args)],
         stdout=subprocess.PIPE,
@@ -300,7 +344,7 @@ def start_tuner(*args: str, env: dict[str, str] | None = None, new_session: bool
         stdin=subprocess.DEVNULL,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-        start_new_session=new_session,
+        start_new_session=True,
     )
 
 
@@ -315,6 +359,22 @@ def dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     return proc.pid
+
+
+def session_processes(session: int) -> list[int]:
+    """Live processes (zombies excluded) of session ``session`` (Linux /proc): what is left of a process
+    started in a session of its own, its workers and their helpers included."""
+    left = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[3]) == session and fields[0] not in ("Z", "X"):
+            left.append(int(entry.name))
+    return left
 
 
 def running_by(study: Study, pid: int) -> list[optuna.trial.FrozenTrial]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
-from support import sqlite_url, wait_for
+from support import PATIENCE_S, sqlite_url, wait_for
 
 import tuner
 from tuner.errors import SpecError, TooManyFailures
@@ -72,6 +72,37 @@ def test_sequential_runs_with_the_same_seed_are_identical(tmp_path, write_spec):
     tuner.run_study(a, seed=8, study_name="other")
     other = _trials(a, "other")
     assert [t.params for t in other] != [t.params for t in _trials(a)]
+
+
+def test_a_run_resumed_from_the_same_stored_state_repeats_its_trials(tmp_path, make_study):
+    """One process alone on a study is reproducible, across a resume too: its sampler's seed derives from
+    the study seed and the number of the first trial it runs."""
+    runs = []
+    for folder in (tmp_path / "a", tmp_path / "b"):
+        folder.mkdir()
+        study = make_study("fast", n_trials=8, folder=folder)
+        tuner.run_study(study.spec, n_trials=3)
+        tuner.run_study(study.spec)
+        runs.append([(t.number, t.params) for t in study.trials()])
+    assert runs[0] == runs[1] and len(runs[0]) == 8
+    xs = [params["x"] for _, params in runs[0]]
+    assert len(set(xs)) == 8, "the resumed run drew the first run's values again"
+
+
+@pytest.mark.slow
+def test_two_runs_of_one_study_at_once_propose_different_trials(make_study, tuner_process):
+    # `gathers` (with budget.n_jobs 2): a trial waits until both processes started one, so both runs
+    # overlap however long each takes to start; `--jobs 1` keeps each run sequential.
+    study = make_study("gathers", n_trials=12, budget={"n_jobs": 2})
+    runs = [tuner_process("run", study.spec, "--jobs", "1", "-q") for _ in range(2)]
+    for run in runs:
+        _out, err = run.communicate(timeout=PATIENCE_S)
+        assert run.returncode == 0, err
+    trials = study.trials()
+    assert {t.system_attrs["tuner:worker"]["pid"] for t in trials} == {run.pid for run in runs}
+    xs = [t.params["x"] for t in trials]
+    # x is drawn from a continuous range: two equal values mean two equally seeded samplers.
+    assert len(set(xs)) == len(xs), "the two runs proposed the same configurations"
 
 
 def test_resuming_with_a_changed_space_is_refused_naming_the_parameter(write_spec, run_cli):
@@ -187,14 +218,15 @@ def test_a_run_in_which_every_trial_fails_ends_with_the_first_error(tmp_path, wr
 
 
 @pytest.mark.slow
-def test_ctrl_c_marks_the_running_trial_and_a_rerun_finishes_the_budget(make_study, tuner_process):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_marks_the_running_trial_and_a_rerun_finishes_the_budget(make_study, tuner_process, signum):
     study = make_study("held", n_trials=8)
     study.hold(from_number=2)  # trials 0 and 1 complete, trial 2 runs until Ctrl-C
     proc = tuner_process("run", study.spec)
     wait_for(lambda: study.states() == {"COMPLETE": 2, "RUNNING": 1}, what="two trials complete, the third running")
-    proc.send_signal(signal.SIGINT)
-    _out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    proc.send_signal(signum)
+    _out, err = proc.communicate(timeout=PATIENCE_S)
+    assert proc.returncode == 128 + signum, err
     assert "Resume with: tuner run" in err
     assert "Traceback" not in err
     after_stop = study.trials()
@@ -210,6 +242,17 @@ def test_ctrl_c_marks_the_running_trial_and_a_rerun_finishes_the_budget(make_stu
     complete = [t for t in final if t.state == TrialState.COMPLETE]
     assert len(complete) == 8
     assert {n: v for n, v in ((t.number, t.value) for t in complete) if n in kept} == kept
+
+
+def test_sigterm_while_a_trial_is_being_created_stops_the_run_once_it_exists():
+    from tuner.engine._loop import CtrlCLatch, Terminated, sigterm_as_ctrl_c
+
+    with sigterm_as_ctrl_c(), CtrlCLatch() as latch:
+        with pytest.raises(Terminated), latch.held():
+            signal.raise_signal(signal.SIGTERM)
+            created = True  # the latch held the signal back until the block ended
+        assert created
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
 def test_a_study_stored_before_new_spec_fields_existed_still_resumes(write_spec):

@@ -9,7 +9,7 @@ import signal
 
 import pytest
 from optuna.trial import TrialState
-from support import check_contiguous, wait_for
+from support import PATIENCE_S, check_contiguous, wait_for
 
 import tuner
 from tuner.errors import TooManyFailures
@@ -19,13 +19,13 @@ from tuner.errors import TooManyFailures
 def test_ctrl_c_stops_every_worker_and_leaves_no_running_trial(make_study, tuner_process):
     study = make_study("held", n_trials=10)
     study.hold(from_number=1)  # trial 0 completes; then each worker holds a trial until Ctrl-C
-    run = tuner_process("run", study.spec, "--jobs", "2", new_session=True)  # its own group, like a terminal
+    run = tuner_process("run", study.spec, "--jobs", "2")  # in its own group, like a terminal
     wait_for(
         lambda: study.states().get("COMPLETE", 0) >= 1 and study.states().get("RUNNING", 0) == 2,
         what="both workers running a trial",
     )
     os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the parent and its workers
-    _out, err = run.communicate(timeout=60)
+    _out, err = run.communicate(timeout=PATIENCE_S)
     assert run.returncode == 130, err
     assert "Traceback" not in err and "Resume with: tuner run" in err
     after = study.trials()

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import optuna
 import pytest
-from backends import POSTGRES
+from backends import CONNECT_S, POSTGRES
 from optuna.trial import TrialState
-from support import check_contiguous, last_beat, running_by, wait_for
+from support import PATIENCE_S, check_contiguous, last_beat, running_by, wait_for
 
 from tuner import _optuna
 from tuner.store import open_storage
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.services
 def _terminate_backends(database: str) -> int:
     import psycopg2
 
-    with psycopg2.connect(connect_timeout=3, **POSTGRES) as admin, admin.cursor() as cursor:
+    with psycopg2.connect(connect_timeout=CONNECT_S, **POSTGRES) as admin, admin.cursor() as cursor:
         cursor.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
             (database,),
@@ -43,7 +43,7 @@ def test_a_dropped_database_connection_mid_trial_reconnects_without_duplicates(m
     dropped_at, _ = _optuna.heartbeat_table(storage)
     wait_for(lambda: last_beat(storage, running._trial_id) > dropped_at, what="a heartbeat after the drop")
     study.release()
-    _out, err = worker.communicate(timeout=120)
+    _out, err = worker.communicate(timeout=PATIENCE_S)
     assert worker.returncode == 0, err
     trials = study.trials()
     check_contiguous(trials)
@@ -93,7 +93,7 @@ def test_the_storage_password_never_shows_in_output_ps_or_exports(
     )
     command_lines = _command_lines(run.pid)
     study.release()
-    out, err = run.communicate(timeout=120)
+    out, err = run.communicate(timeout=PATIENCE_S)
     assert len(command_lines) >= 3, command_lines  # the run, its fork server and workers
     assert not [line for line in command_lines if secret in line]
     assert run.returncode == 0, err

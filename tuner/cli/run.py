@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -78,12 +79,13 @@ def run(
         )
     except StudyInterrupted as stop:
         by_state = _summary(stop.result, spec)
+        how = "Interrupted" if stop.signum == signal.SIGINT else f"Stopped by {signal.Signals(stop.signum).name}"
         click.echo(
-            f"Interrupted: {by_state['complete']} complete trials are stored and any running trial was marked as "
+            f"{how}: {by_state['complete']} complete trials are stored and any running trial was marked as "
             f"interrupted. Resume with: tuner run {spec}" + (f" --study-name {study_name}" if study_name else ""),
             err=True,
         )
-        sys.exit(130)
+        sys.exit(128 + stop.signum)  # the shell's code for a process ended by that signal: 130, 143
     _summary(result, spec)
 
 

@@ -38,6 +38,11 @@ class Budget:
         return self.used(study) >= self.n_trials
 
 
+def is_counted(trial: FrozenTrial) -> bool:
+    """Whether a finished trial counts against the budget (progress shows only those as done)."""
+    return trial.state in _COUNTED or (trial.state is TrialState.FAIL and not _stopped_or_lost(trial))
+
+
 def counted(trials: Iterable[FrozenTrial], *, running: bool = False) -> int:
     """How many of ``trials`` count against the budget (RUNNING ones too, with ``running``), for a
     caller that has read the study's trials already."""

@@ -84,6 +84,7 @@ def run_trials(
     heartbeat: Heartbeat | None = None,
     gate: Callable[[], AbstractContextManager[Any]] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    first_trial: Callable[[int], None] | None = None,
 ) -> LoopResult:
     """Run trials until the study's counted plus running trials reach the budget.
 
@@ -102,6 +103,8 @@ def run_trials(
         heartbeat: Keep a heartbeat on the running trial.
         gate: A context manager factory held around "reap, check budget, ask".
         should_stop: Polled before each trial; ``True`` ends the loop.
+        first_trial: Called with the number of the first trial this loop runs, once it exists and
+            before anything is sampled for it (it seeds the sampler: :func:`tuner.engine._worker.seed_sampler`).
 
     Raises:
         KeyboardInterrupt: after marking the running trial FAIL with ``interrupted: true``.
@@ -147,6 +150,9 @@ def run_trials(
                     _log.warning("trial %d: another process took it and finished it first; skipping it", trial.number)
                     current = None
                     continue
+                if first_trial is not None:
+                    first_trial(trial.number)
+                    first_trial = None
                 try:
                     frozen = _run_trial(stored, trial, tracked)
                 finally:
@@ -199,8 +205,39 @@ def _fail_if_running(storage: optuna.storages.BaseStorage, trial_id: int | None)
             storage.set_trial_state_values(trial_id, TrialState.FAIL)
 
 
+# The signals that stop a trial loop, each with its Python handler (Ctrl-C; SIGTERM under sigterm_as_ctrl_c).
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C raises :class:`KeyboardInterrupt`, so that it stops a run the same way."""
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def sigterm_as_ctrl_c() -> Iterator[None]:
+    """Inside the block SIGTERM stops the run like Ctrl-C: trials marked interrupted, workers stopped.
+
+    A service manager, a batch system or ``kill PID`` sends SIGTERM; its default action would end the
+    process at once, leaving its trial RUNNING and its worker processes without a parent. Only the
+    main thread can set handlers, and a handler the caller installed stays.
+    """
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+    signal.signal(signal.SIGTERM, _terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 class CtrlCLatch:
-    """While installed, a Ctrl-C that arrives inside a :meth:`held` block is delivered when the block ends.
+    """While installed, a Ctrl-C (or a SIGTERM handled like it) that arrives inside a :meth:`held` block is
+    delivered when the block ends.
 
     A trial loop installs one for its whole run: swapping the handler around every ask would cost
     more than the rest of the loop's own work on a fast objective.
@@ -209,26 +246,29 @@ class CtrlCLatch:
     def __init__(self) -> None:
         self.holding = False
         self.pending: tuple[int, Any] | None = None
-        self.previous: Any = None
+        self.previous: dict[int, Callable[[int, Any], Any]] = {}
 
     def __enter__(self) -> CtrlCLatch:
-        previous = signal.getsignal(signal.SIGINT)
-        # Signal handlers belong to the main thread (a Dask task is not); an ignored Ctrl-C stays so.
-        if threading.current_thread() is threading.main_thread() and callable(previous):
-            self.previous = previous
-            signal.signal(signal.SIGINT, self._handle)
+        # Signal handlers belong to the main thread (a Dask task is not); an ignored signal stays so.
+        if threading.current_thread() is threading.main_thread():
+            for signum in _STOP_SIGNALS:
+                previous = signal.getsignal(signum)
+                if callable(previous):
+                    self.previous[signum] = previous
+                    signal.signal(signum, self._handle)
         return self
 
     def __exit__(self, *exc: object) -> None:
         # A handler that replaced this one meanwhile (a worker ignoring further Ctrl-C) stays.
-        if self.previous is not None and signal.getsignal(signal.SIGINT) == self._handle:
-            signal.signal(signal.SIGINT, self.previous)
+        for signum, previous in self.previous.items():
+            if signal.getsignal(signum) == self._handle:
+                signal.signal(signum, previous)
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.holding:
-            self.pending = (signum, frame)
+            self.pending = self.pending or (signum, frame)
         else:
-            self.previous(signum, frame)
+            self.previous[signum](signum, frame)
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
@@ -237,14 +277,14 @@ class CtrlCLatch:
             yield
         finally:
             self.holding = False
-            if self.pending is not None and self.previous is not None:
+            if self.pending is not None:
                 pending, self.pending = self.pending, None
-                self.previous(*pending)
+                self.previous[pending[0]](*pending)
 
 
 @contextlib.contextmanager
 def hold_ctrl_c() -> Iterator[None]:
-    """Deliver a Ctrl-C that arrives inside the block only when the block is done."""
+    """Deliver a Ctrl-C (or a SIGTERM handled like it) that arrives inside the block only when the block is done."""
     with CtrlCLatch() as latch, latch.held():
         yield
 

@@ -6,7 +6,11 @@ OpenMP threads is unsafe, and each runs its models single-threaded (BLAS/OpenMP 
 one thread). The job reaches a worker pickled through a pipe, never on a command line, so a
 storage password stays out of ``ps``. The parent creates the study before any worker starts,
 shows progress by polling the storage, feeds every finished trial to one failure guard (so "in a
-row" spans workers), and on Ctrl-C stops the workers and repairs what they left.
+row" spans workers), and on Ctrl-C or SIGTERM stops the workers and repairs what they left.
+
+The parent owns its workers: one killed by a signal (kill -9, the OOM killer) has its trial
+repaired and another worker takes its place while budget remains, and every worker stops itself
+when the parent is gone, however it ended (:func:`tuner.engine._child._watch_parent`).
 """
 
 from __future__ import annotations
@@ -99,13 +103,18 @@ def run_processes(
     # The parent is worker 0 when it has the objective: its data and study are loaded already, so
     # it tunes while the other workers start (a fork server's imports take seconds).
     here = objective is not None
-    procs = [
-        ctx.Process(target=process_main, args=(payload, index, stop, gate, ignore_ctrl_c), name=f"tuner-worker-{index}")
-        for index in range(1 if here else 0, n)
-    ]
+
+    def worker(index: int) -> Any:
+        return ctx.Process(
+            target=process_main, args=(payload, index, stop, gate, ignore_ctrl_c), name=f"tuner-worker-{index}"
+        )
+
+    procs = [worker(index) for index in range(1 if here else 0, n)]
     study = stored.study
     first = len(study.get_trials(deepcopy=False))  # trials numbered from here on are this run's
-    supervisor = _Supervisor(stored, job, procs, watcher, guard, stop, first)
+    supervisor = _Supervisor(
+        stored, job, procs, watcher, guard, stop, first, replace=partial(_start_another, ctx, worker, n)
+    )
     timeout = job.spec.budget.timeout
     deadline = time.monotonic() + timeout if timeout else math.inf
     exhausted = False
@@ -127,10 +136,11 @@ def run_processes(
             # repaired, after every other worker had stopped, and its retry waits. Finish here.
             exhausted = _run_here(stored, objective, job, partial(locked, gate), should_stop) or exhausted
     except BaseException as exc:
-        _stop_processes(procs, stop)
-        if isinstance(exc, KeyboardInterrupt):
-            repair_interrupted(stored, {proc.pid for proc in procs if proc.pid}, first)
-            watcher.poll()
+        with _deaf_to_stop_signals():  # a second Ctrl-C or SIGTERM must not skip the cleanup
+            _stop_processes(procs, stop)
+            if isinstance(exc, KeyboardInterrupt):
+                repair_interrupted(stored, {proc.pid for proc in procs if proc.pid}, first)
+                watcher.poll()
         raise
     finally:
         for proc in procs:
@@ -141,8 +151,19 @@ def run_processes(
         for proc in procs
         if proc.pid is not None and proc.exitcode not in (0, EXIT_TOO_MANY_FAILURES, EXIT_INTERRUPTED)
     ]
-    check_failures(stored, job, [f"exit code {proc.exitcode}" for proc in failed], n, guard)
+    started = sum(proc.pid is not None for proc in procs) + (1 if here else 0)
+    check_failures(stored, job, [f"exit code {proc.exitcode}" for proc in failed], started, guard)
     return exhausted
+
+
+def _start_another(
+    ctx: Any, worker: Callable[[int], Any], n: int, procs: list[Any], cancelled: Callable[[], bool]
+) -> Any:
+    """Start a worker in a dead one's place, with an index (and so a sampler seed) no worker had."""
+    proc = worker(n + len(procs))
+    procs.append(proc)
+    _start(ctx, [proc], cancelled=cancelled)
+    return proc
 
 
 def _retries_left(study: optuna.Study, job: WorkerJob) -> bool:
@@ -167,29 +188,63 @@ class _Supervisor:
         self,
         stored: StoredStudy,
         job: WorkerJob,
-        procs: Sequence[Any],
+        procs: list[Any],
         watcher: Watcher,
         guard: FailureGuard,
         stop: Any,
         first: int,
+        replace: Callable[[list[Any], Callable[[], bool]], Any],
     ) -> None:
         self.stored, self.job, self.procs = stored, job, procs
         self.watcher, self.guard, self.stop, self.first = watcher, guard, stop, first
+        self.replace = replace
         self.handled: set[int] = set()
         self.deaths: list[float] = []  # when workers died, until their unnamed trials are repaired
+        # Workers killed since a trial last counted, and the count then: a worker that dies on every
+        # trial (a crashing objective) is not replaced for ever.
+        self.killed_in_a_row = 0
+        self.counted_at_death = -1
 
     def tick(self) -> None:
         self.watcher.poll()
         if self.guard.tripped:
             self.stop.set()
-        for proc in self.procs:
+        for proc in list(self.procs):
             if proc.exitcode not in (None, 0, EXIT_TOO_MANY_FAILURES) and proc.pid not in self.handled:
                 self.handled.add(proc.pid or 0)
                 # A killed worker's trial would hold budget until a peer notices; repair it now.
                 reap(self.stored, heartbeat=self.job.heartbeat, pids=[proc.pid or 0])
                 self.deaths.append(time.time())
+                if proc.exitcode < 0:  # killed by a signal: kill -9, the OOM killer, a crash in native code
+                    self._replace(proc)
         if self.deaths:
             self._repair_unnamed()
+
+    def _replace(self, dead: Any) -> None:
+        """Start a worker in the place of ``dead`` while budget remains, so parallelism does not drop.
+
+        The count of trials is the watcher's from before the death was handled: a trial counted
+        since then did not run between this death and the one before.
+        """
+        if self.stop.is_set() or self.guard.tripped or Budget(self.job.spec.budget.n_trials).spent(self.stored.study):
+            return
+        self.killed_in_a_row = self.killed_in_a_row + 1 if self.watcher.counted == self.counted_at_death else 1
+        self.counted_at_death = self.watcher.counted
+        signal_name = _signal_name(-dead.exitcode)
+        if self.killed_in_a_row > self.job.max_failures:
+            _log.warning(
+                "worker process %d was killed (%s): %d workers were killed with no trial counted in between, "
+                "so no other takes its place",
+                dead.pid,
+                signal_name,
+                self.killed_in_a_row,
+            )
+            return
+        proc = self.replace(self.procs, self.stop.is_set)
+        if proc.pid is not None:
+            _log.warning(
+                "worker process %d was killed (%s); worker process %d takes its place", dead.pid, signal_name, proc.pid
+            )
 
     def _repair_unnamed(self) -> None:
         """Repair the trials of dead workers that had not named themselves yet (journal files name late).
@@ -331,25 +386,45 @@ def context(preload: Sequence[str] = ()) -> Any:
 
 
 def _stop_processes(procs: Sequence[Any], stop: Any) -> None:
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the cleanup
-    try:
-        stop.set()
-        # Ctrl-C in a terminal reached the workers too (same process group); `kill -INT <parent>` did not.
-        deadline = time.monotonic() + 1.0
-        for proc in procs:
-            if proc.pid is not None:
-                proc.join(timeout=max(0.0, deadline - time.monotonic()))
-        for proc in procs:
-            if proc.is_alive() and proc.pid:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGINT)
-        deadline = time.monotonic() + STOP_GRACE_S
-        for proc in procs:
-            if proc.pid is None:
-                continue  # never started
+    """Stop the workers: between trials if they get there within a second, else mid-trial (the trial is
+    marked interrupted); kill those that did not stop within ``STOP_GRACE_S``."""
+    stop.set()
+    # Ctrl-C in a terminal reached the workers too (same process group); SIGTERM or `kill -INT` to
+    # the parent did not. SIGTERM stops a worker like Ctrl-C, even one started with Ctrl-C ignored.
+    deadline = time.monotonic() + 1.0
+    for proc in procs:
+        if proc.pid is not None:
             proc.join(timeout=max(0.0, deadline - time.monotonic()))
-            if proc.is_alive():
-                proc.terminate()
-                proc.join(timeout=5)
+    for proc in procs:
+        if proc.is_alive() and proc.pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_S
+    for proc in procs:
+        if proc.pid is None:
+            continue  # never started
+        proc.join(timeout=max(0.0, deadline - time.monotonic()))
+        if proc.is_alive():
+            proc.kill()
+            proc.join(timeout=5)
+
+
+@contextlib.contextmanager
+def _deaf_to_stop_signals() -> Iterator[None]:
+    """Ctrl-C and SIGTERM are ignored inside the block (in the main thread; elsewhere they never arrive)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"

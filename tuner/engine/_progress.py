@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
+from tuner.engine._budget import is_counted
 from tuner.store import is_feasible, schema
 
 
@@ -76,7 +77,11 @@ class StudyProgress:
         return estimate
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if trial.user_attrs.get(schema.INTERRUPTED):
+        if trial.user_attrs.get(schema.LOST):
+            # Its retry is counted when it finishes; counting both showed 21/20 done.
+            self._say(f"trial {trial.number} not counted: {trial.user_attrs.get(schema.ERROR)}")
+            return
+        if not is_counted(trial):  # stopped by Ctrl-C or SIGTERM
             return
         self.done += 1
         self.finished_here += 1
@@ -97,12 +102,14 @@ class StudyProgress:
         if self._live:
             self._bar.update(self._task, completed=self.done, best=best, elapsed=elapsed, eta=eta)
             return
-        self.console.print(
+        self._say(
             f"trial {trial.number} {_outcome(trial)} | {self.done}/{self.total} done | best {best} | "
-            f"elapsed {elapsed} | ETA {eta}",
-            highlight=False,
-            soft_wrap=True,
+            f"elapsed {elapsed} | ETA {eta}"
         )
+
+    def _say(self, line: str) -> None:
+        if self.enabled:
+            self.console.print(line, highlight=False, soft_wrap=True)
 
 
 def _outcome(trial: optuna.trial.FrozenTrial) -> str:

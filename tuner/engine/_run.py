@@ -8,6 +8,7 @@ and printing. One process runs the trial loop itself; ``n_jobs > 1`` adds local 
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,28 +23,31 @@ from tuner.data import Arrays
 from tuner.engine._budget import Budget, counted
 from tuner.engine._dask import run_on_dask
 from tuner.engine._liveness import reap
-from tuner.engine._loop import Callback, FailureGuard, LoopResult, run_trials
+from tuner.engine._loop import Callback, FailureGuard, LoopResult, Terminated, run_trials, sigterm_as_ctrl_c
 from tuner.engine._processes import prestart, run_processes
 from tuner.engine._progress import StudyProgress
 from tuner.engine._study import open_study
 from tuner.engine._supervise import Watcher
-from tuner.engine._worker import WorkerJob, too_many_failures
+from tuner.engine._worker import WorkerJob, seed_sampler, too_many_failures
 from tuner.errors import SpecError, TooManyFailures, TunerError, sentence
 from tuner.models import get_model
 from tuner.objective import make_objective
-from tuner.search import build_sampler, enqueue
-from tuner.seeds import seed_for
+from tuner.search import enqueue
 from tuner.setup import PythonData, StudyContext, build
 from tuner.spec import StudySpec, load_spec
 from tuner.store import DEFAULT_HEARTBEAT, Heartbeat, counts, is_server, resolve_url
 
 
 class StudyInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped the run; completed trials are stored and ``result`` describes them."""
+    """Ctrl-C (or SIGTERM) stopped the run; completed trials are stored and ``result`` describes them.
 
-    def __init__(self, result: StudyResult) -> None:
+    ``signum`` is the signal that stopped it: ``signal.SIGINT`` for Ctrl-C, ``signal.SIGTERM``.
+    """
+
+    def __init__(self, result: StudyResult, signum: int = signal.SIGINT) -> None:
         super().__init__("study interrupted")
         self.result = result
+        self.signum = signum
 
 
 @dataclass
@@ -89,6 +93,8 @@ class StudyResult:
         return counted(self.study.get_trials(deepcopy=False))
 
 
+# SIGTERM stops a run like Ctrl-C, from the moment it starts until it returns.
+@sigterm_as_ctrl_c()
 def run_study(
     spec: str | Path | dict[str, Any] | StudySpec,
     *,
@@ -153,7 +159,8 @@ def run_study(
         TunerError: for invalid specs, data or storages (nothing is written then).
         TooManyFailures: after ``max_failures`` failed trials in a row, or when the run ends with
             failed trials and no trial of the study has completed.
-        StudyInterrupted: on Ctrl-C, after marking the running trial; ``.result`` holds the state.
+        StudyInterrupted: on Ctrl-C, or SIGTERM when nothing else handles it, after marking the running
+            trials (and stopping the workers); ``.result`` holds the state.
 
     Example:
         >>> result = run_study("studies/quickstart.yaml", n_trials=10)
@@ -208,12 +215,6 @@ def run_study(
                     n = max(1, min(jobs, budget.n_trials - done))
                     result.exhausted = run_processes(stored, job, n, watcher, guard, fn, preload=preload)
             else:
-                # Seeding by the number of trials already run keeps a fresh run reproducible and
-                # keeps a resumed run from proposing the first run's configurations again.
-                # One process, but other machines may run `tuner worker` on a server storage meanwhile.
-                study.sampler = build_sampler(
-                    spec.sampler, seed_for(spec.seed, "sampler", done), label=spec.label, shared=is_server(url)
-                )
                 outcome: LoopResult = run_trials(
                     stored,
                     fn,
@@ -222,11 +223,13 @@ def run_study(
                     guard=guard,
                     callbacks=[bar, *callbacks],
                     heartbeat=heartbeat,
+                    # One process, but other machines may run `tuner worker` on a server storage meanwhile.
+                    first_trial=seed_sampler(stored, spec, None, shared=is_server(url)),
                 )
                 result.exhausted = outcome.exhausted
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stop:
             result.ran = bar.finished_here
-            raise StudyInterrupted(result) from None
+            raise StudyInterrupted(result, signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT) from None
     result.ran = bar.finished_here
     if guard.tripped:
         raise too_many_failures(spec, guard)

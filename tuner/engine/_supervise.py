@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import optuna
 
-from tuner.engine._budget import Budget
+from tuner.engine._budget import Budget, is_counted
 from tuner.engine._liveness import repair, running_trials
 from tuner.engine._loop import Callback, FailureGuard
 from tuner.engine._worker import WorkerJob
@@ -21,18 +21,23 @@ STOP_GRACE_S = 15.0
 
 
 class Watcher:
-    """Feeds trials that finished since the last poll, in the order they finished, to callbacks."""
+    """Feeds trials that finished since the last poll, in the order they finished, to callbacks.
+
+    ``counted`` is how many of them count against the budget.
+    """
 
     def __init__(self, study: optuna.Study, callbacks: Sequence[Callback]) -> None:
         self.study = study
         self.callbacks = callbacks
         self.seen = {t.number for t in study.get_trials(deepcopy=False, states=FINISHED)}
+        self.counted = 0
 
     def poll(self) -> None:
         new = [t for t in self.study.get_trials(deepcopy=False, states=FINISHED) if t.number not in self.seen]
         new.sort(key=lambda t: (t.datetime_complete.timestamp() if t.datetime_complete else 0.0, t.number))
         for trial in new:
             self.seen.add(trial.number)
+            self.counted += is_counted(trial)
             for callback in self.callbacks:
                 callback(self.study, trial)
 

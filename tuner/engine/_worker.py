@@ -114,8 +114,8 @@ def run_worker(
 
     Every worker runs this: ``tuner worker`` (through :func:`join_study`), local worker processes
     and Dask tasks. It creates the study if it does not exist yet, repairs zombie trials, and seeds
-    its sampler from the study seed, the trials already done and ``index`` (default: host and PID),
-    so workers differ.
+    its sampler from the study seed, ``index`` (default: host and PID) and its first trial (see
+    :func:`seed_sampler`), so workers differ.
 
     Raises:
         TooManyFailures: after ``job.max_failures`` failed trials in a row (in this worker).
@@ -142,22 +142,47 @@ def work(
 ) -> tuple[LoopResult, FailureGuard]:
     """One worker's trial loop on an open study: its own sampler seed and its own failure streak."""
     spec = job.spec
-    budget = Budget(spec.budget.n_trials)
-    stored.study.sampler = build_sampler(
-        spec.sampler, seed_for(spec.seed, "sampler", budget.done(stored.study), label), label=spec.label, shared=True
-    )
     guard = FailureGuard(job.max_failures)
     outcome = run_trials(
         stored,
         objective,
-        budget=budget,
+        budget=Budget(spec.budget.n_trials),
         timeout=spec.budget.timeout,
         guard=guard,
         heartbeat=job.heartbeat,
         gate=gate,
         should_stop=should_stop,
+        first_trial=seed_sampler(stored, spec, label, shared=True),
     )
     return outcome, guard
+
+
+def seed_sampler(
+    stored: StoredStudy, spec: StudySpec, label: int | str | None, *, shared: bool
+) -> Callable[[int], None]:
+    """Give the study its sampler; return the hook that seeds it once the loop's first trial exists.
+
+    The seed derives from the study seed, the number of the first trial the loop runs and the
+    worker's ``label`` (None for a sequential run). The storage hands each trial number to one
+    process only, so processes on one study sample differently, even two sequential runs started
+    at the same instant. A process alone on a study draws the same trials from the same stored
+    state: a run from scratch repeats, and a resumed run starts at another number, so it does not
+    propose the first run's configurations again. Until the first trial exists, the sampler is
+    seeded from the number a new trial would get (only a grid past its first pass draws then).
+    """
+
+    def build(number: int) -> optuna.samplers.BaseSampler:
+        parts = ("sampler", number) if label is None else ("sampler", number, label)
+        return build_sampler(spec.sampler, seed_for(spec.seed, *parts), label=spec.label, shared=shared)
+
+    expected = len(stored.study.get_trials(deepcopy=False))
+    stored.study.sampler = build(expected)
+
+    def first_trial(number: int) -> None:
+        if number != expected:
+            stored.study.sampler = build(number)
+
+    return first_trial
 
 
 def too_many_failures(spec: StudySpec, guard: FailureGuard) -> TooManyFailures:
