@@ -32,7 +32,6 @@ _SQLITE_CORRUPT = 11
 _SQLITE_FULL = 13
 _SQLITE_NOTADB = 26
 _SIDE_FILES = ("-wal", "-shm", "-journal")
-_HEADER = b"SQLite format 3\x00"
 
 
 def quick_check(path: Path, *, timeout: float) -> str | None:
@@ -43,8 +42,8 @@ def quick_check(path: Path, *, timeout: float) -> str | None:
     reports that reason.
     """
     try:
-        if path.stat().st_size == 0 or not _looks_like_sqlite(path):
-            return None  # not (yet) a database at all: the open says so, with its own hint
+        if path.stat().st_size == 0:
+            return None  # not yet a database: the open creates it
     except OSError:
         return None
     try:
@@ -55,7 +54,7 @@ def quick_check(path: Path, *, timeout: float) -> str | None:
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
-        return str(exc) if _is_damage(exc, path) else None
+        return str(exc) if _is_damage(exc) else None
     if rows == [("ok",)]:
         return None
     found = "; ".join(str(row[0]).replace("\n", " ") for row in rows[:3])
@@ -80,7 +79,7 @@ def translate(path: Path, exc: BaseException) -> StorageUnavailable | None:
     named (notes, a CSV), which the open reports as such.
     """
     for cause in _chain(exc):
-        if isinstance(cause, sqlite3.DatabaseError) and _is_damage(cause, path):
+        if isinstance(cause, sqlite3.DatabaseError) and _is_damage(cause):
             return StorageDamaged(
                 f"the SQLite storage file {path} is damaged ({cause}). The operation that ran into the damage was "
                 f"rolled back, so nothing was written by it. {_recover(path)}",
@@ -173,18 +172,12 @@ _CODE_OF_MESSAGE = {
 }
 
 
-def _is_damage(exc: sqlite3.Error, path: Path) -> bool:
-    code = _code(exc)
-    return code == _SQLITE_CORRUPT or (code == _SQLITE_NOTADB and _looks_like_sqlite(path))
-
-
-def _looks_like_sqlite(path: Path) -> bool:
-    """Whether the file starts with SQLite's header string (a database, though maybe a damaged one)."""
-    try:
-        with path.open("rb") as handle:
-            return handle.read(len(_HEADER)) == _HEADER
-    except OSError:
-        return False
+def _is_damage(exc: sqlite3.Error) -> bool:
+    # SQLite says "file is not a database" (NOTADB) for a file without its header: more likely the
+    # wrong file was named, which the open reports with its own hint. The header is not read here
+    # with a plain open(): closing any other descriptor of a database file drops the POSIX locks
+    # SQLite holds on it in this process, and concurrent writers then corrupt the file.
+    return _code(exc) == _SQLITE_CORRUPT
 
 
 def _code(exc: sqlite3.Error) -> int:
