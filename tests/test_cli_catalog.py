@@ -32,3 +32,10 @@ def test_models_lists_every_catalog_entry_with_its_space(run_cli):
         for task in entry.tasks:
             for param in entry.space(task):
                 assert param in result.out, (entry.name, param)
+
+
+def test_tuner_schema_documents_the_pipeline_steps(run_cli):
+    schema = json.loads(run_cli("schema").out)
+    pipeline = json.dumps(schema["properties"]["pipeline"])
+    assert '"enum": ["onehot", "impute", "scale", "pca", "select"]' in pipeline
+    assert "model__param" in schema["properties"]["pipeline"]["description"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import optuna
+import pandas as pd
 import pytest
 from optuna.distributions import FloatDistribution, IntDistribution
 from sklearn.base import clone
@@ -75,6 +76,16 @@ def test_string_labels_round_trip_and_cv_results_follow_scikit_learn():
     assert np.ma.isMaskedArray(results["param_logisticregression__C"])
     assert search.n_splits_ == 3 and len(search.trials_) == 4
     assert 0.9 < search.score(X, y) <= 1.0
+
+
+def test_a_categorical_target_round_trips_with_probabilities_in_classes_order():
+    X, y = _cancer()
+    y = pd.Series(pd.Categorical(y, categories=["yes", "no"]))
+    search = TunerSearchCV(LogisticRegression(max_iter=3000), {"C": C_RANGE}, cv=3, n_trials=2, random_state=0)
+    search.fit(X, y)
+    predicted = search.predict(X)
+    assert set(predicted) == {"no", "yes"}
+    assert np.array_equal(search.classes_[search.predict_proba(X).argmax(axis=1)], predicted)
 
 
 def test_a_bad_step_parameter_is_refused_before_any_trial():

@@ -1,5 +1,6 @@
 """Refit (``tuner/refit.py``): the best trial refitted on all tuning rows, with the mean best iteration of
-its folds, a model card, the held-out score; multi-objective studies need a chosen trial.
+its folds, a model card, the held-out score; multi-objective studies need a chosen trial; string and categorical
+labels round-trip (in memory, to files, through ``tuner predict``); a ``memory://`` study refits from its result.
 
 ``tuner predict`` with the refit model is in ``test_modelfile.py``."""
 
@@ -8,10 +9,15 @@ from __future__ import annotations
 import hashlib
 import json
 
+import numpy as np
 import optuna
+import pandas as pd
+import pytest
 from support import sqlite_url
 
-from tuner import run_study
+from tuner import TunerError, run_study
+from tuner.labels import OriginalLabels
+from tuner.modelfile import load_model
 from tuner.refit import refit_best
 
 
@@ -90,3 +96,70 @@ def test_refit_of_a_study_not_made_by_tuner_is_a_clear_error(tmp_path, run_cli):
     result = run_cli("refit", f"raw@{tmp_path / 'tuner.db'}", "--out", tmp_path / "m.joblib")
     assert result.code == 2
     assert "no stored tuner spec" in result.err
+
+
+def _yes_no_csv(folder):
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).frame
+    frame["diagnosis"] = np.where(frame.pop("target") == 1, "yes", "no")
+    frame.to_csv(folder / "cancer.csv", index=False)
+    return {"data": {"source": "cancer.csv", "target": "diagnosis"}, "budget": {"n_trials": 2}}
+
+
+def test_string_labels_round_trip_in_memory_to_files_and_through_predict(tmp_path, write_spec, run_cli):
+    spec = write_spec({**_yes_no_csv(tmp_path), "cv": {"holdout_test": 0.25}})
+    result = run_study(spec)
+    X = pd.read_csv(tmp_path / "cancer.csv").drop(columns="diagnosis")
+
+    in_memory = refit_best(spec, out=None)
+    assert in_memory.model_path is None and not list(tmp_path.glob("*.joblib"))
+    assert list(in_memory.estimator.classes_) == ["no", "yes"]
+    predicted = in_memory.estimator.predict(X)
+    assert set(predicted) == {"no", "yes"}
+    proba = in_memory.estimator.predict_proba(X)
+    assert np.array_equal(in_memory.estimator.classes_[proba.argmax(axis=1)], predicted)
+    assert in_memory.test_score is not None  # the held-out rows are scored on codes, as the trials were
+
+    assert np.array_equal(result.best_estimator().predict(X), predicted)
+
+    to_file = refit_best(spec, out=tmp_path / "m.joblib")
+    assert np.array_equal(to_file.estimator.predict(X), predicted)
+    assert to_file.card["data"]["classes"] == ["no", "yes"]
+    assert np.array_equal(load_model(tmp_path / "m.joblib").estimator.predict(X), predicted)
+
+    cli = run_cli("refit", spec, "--out", tmp_path / "cli.joblib")
+    assert cli.code == 0, cli.err
+    X.head(40).to_csv(tmp_path / "new.csv", index=False)
+    out = run_cli("predict", tmp_path / "cli.joblib", tmp_path / "new.csv", "--out", tmp_path / "pred.csv")
+    assert out.code == 0, out.err
+    preds = pd.read_csv(tmp_path / "pred.csv")
+    # Decoded once: the labels themselves, not "no"/"yes" looked up again as codes (an IndexError or 0/1).
+    assert preds["prediction"].tolist() == list(predicted[:40])
+    assert list(preds.columns) == ["prediction", "proba_no", "proba_yes"]
+    np.testing.assert_allclose(preds["proba_yes"], proba[:40, 1])
+
+
+def test_a_memory_study_on_python_data_refits_in_the_same_process(tmp_path):
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    sizes = pd.Categorical(np.array(["small", "medium", "large"])[y], categories=["small", "medium", "large"])
+    spec = {"name": "mem", "data": {}, "model": "logistic", "storage": "memory://", "budget": {"n_trials": 2}}
+    result = run_study(spec, X=X, y=sizes)
+
+    model = result.best_estimator()
+    assert list(model.classes_) == ["small", "medium", "large"]  # the categories' own order
+    assert set(model.predict(X)) == {"small", "medium", "large"}
+    assert (model.predict(X) == np.asarray(sizes)).mean() > 0.9
+
+    saved = refit_best(result, out=tmp_path / "mem.joblib")
+    assert saved.card["study"]["storage"] == "memory://"
+    assert np.array_equal(load_model(tmp_path / "mem.joblib").estimator.predict(X), model.predict(X))
+    with pytest.raises(TunerError, match=r"memory:// storage.*result\.best_estimator\(\)"):
+        refit_best("mem@memory://", out=None)
+
+
+def test_integer_labels_that_are_the_codes_stay_a_plain_pipeline(holdout_spec):
+    refit = refit_best(str(holdout_spec), out=None)
+    assert not isinstance(refit.estimator, OriginalLabels) and hasattr(refit.estimator, "steps")

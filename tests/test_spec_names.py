@@ -38,3 +38,9 @@ def test_searchable_augmentation_settings_are_plan_fields():
 def test_every_fidelity_is_a_pruning_step():
     steps = set(typing.get_args(typing.get_type_hints(PruningPlan)["step"]))
     assert {"fold" if f == "folds" else f for f in typing.get_args(spec.Fidelity)} <= steps
+
+
+def test_pipeline_steps_are_exactly_the_spec_names():
+    from tuner.models import STEPS
+
+    assert set(STEPS) == set(spec.PIPELINE_STEPS)

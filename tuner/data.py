@@ -211,6 +211,8 @@ def _as_column(values: Any, *, what: str, label: str) -> pd.Series:
         values = values.iloc[:, 0]
     if type(values).__module__.split(".")[0] in ("polars", "pyarrow") and hasattr(values, "to_pandas"):
         values = values.to_pandas()
+    if isinstance(values, pd.Categorical):
+        values = pd.Series(values)  # not through numpy, which drops the categories' order
     if isinstance(values, pd.Series):
         return values.reset_index(drop=True)
     if isinstance(values, np.ndarray | list | tuple) or hasattr(values, "__array__"):

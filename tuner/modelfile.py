@@ -1,7 +1,8 @@
 """Model files: the model card, its checks, loading a saved model and predicting with it.
 
 The model file is a plain scikit-learn estimator saved with joblib (a pipeline when the data
-needed preprocessing); ``model.card.json`` next to it records what it is and the file's SHA-256,
+needed preprocessing, wrapped in :class:`tuner.labels.OriginalLabels` when it was trained on the
+codes of labels such as "yes"/"no", so that it predicts the labels); ``model.card.json`` next to it records what it is and the file's SHA-256,
 and is signed with this machine's model key (:mod:`tuner.modelkey`). Unpickling runs code, so
 :func:`load_model` checks, *before* unpickling, that the file's hash matches the card and that the
 card's signature verifies (or that the file has the SHA-256 the caller pinned), and unpickles the
@@ -27,6 +28,7 @@ import pandas as pd
 
 from tuner.data import read_table
 from tuner.errors import DataError, ModelFileError
+from tuner.labels import OriginalLabels
 from tuner.modelkey import KEY_ENV, SIGNATURE, key_file_text, signature_matches, verifying_key
 from tuner.outputs import output_file
 
@@ -66,7 +68,10 @@ class LoadedModel:
             classes = self.card["data"].get("classes") or []
             out = pd.DataFrame(index=frame.index)
             if classes:
-                out["prediction"] = [classes[int(code)] for code in raw]
+                # Decoded exactly once: by the model itself (OriginalLabels), or here for a model that
+                # answers in codes (files refitted before it existed; labels that are the codes 0..k-1).
+                decoded = isinstance(self.estimator, OriginalLabels)
+                out["prediction"] = list(raw) if decoded else [classes[int(code)] for code in raw]
                 if hasattr(self.estimator, "predict_proba"):
                     proba = self.estimator.predict_proba(X)
                     for index, name in enumerate(classes):

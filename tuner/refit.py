@@ -3,14 +3,15 @@ and save it with joblib plus a JSON model card (:mod:`tuner.modelfile`).
 
 Everything is rebuilt from the storage alone: the study keeps its spec (``tuner:spec``) and the
 spec's folder (``tuner:base_dir``), so data, folds, the held-out rows, metric and estimator come
-back exactly as they were during tuning.
+back exactly as they were during tuning. A :class:`~tuner.engine.StudyResult` brings its own
+study and data instead, which is how a ``memory://`` study or one tuned on Python data refits.
+The fit itself is :func:`tuner.final.fit_final`, shared with ``StudyResult.best_estimator()``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,26 +20,26 @@ from typing import Any
 import joblib
 import optuna
 import pandas as pd
-from optuna.trial import TrialState
 
-from tuner.cv import fit_and_score, plan_for
+from tuner.engine import StudyResult
 from tuner.errors import TunerError
+from tuner.final import FinalModel, fit_final
 from tuner.modelfile import CARD_FORMAT, card_path_for, file_sha256, versions
 from tuner.modelkey import SIGNATURE, sign, signing_key
 from tuner.outputs import output_file
-from tuner.seeds import seed_for
 from tuner.setup import StudyContext, build
 from tuner.spec import StudySpec
-from tuner.store import StudyRef, best_trial, clean, load_stored, redact, resolve_ref, schema, stored_spec
+from tuner.store import StudyRef, clean, kind_of, load_stored, redact, resolve_ref, schema, stored_spec
 
 
 @dataclass(frozen=True)
 class RefitResult:
-    """What :func:`refit_best` produced: the fitted estimator, its files and its card."""
+    """What :func:`refit_best` produced: the fitted estimator, its files (None when ``out=None``) and
+    its card (unsigned, without the file's name and hash, when nothing was written)."""
 
     estimator: Any
-    model_path: Path
-    card_path: Path
+    model_path: Path | None
+    card_path: Path | None
     card: dict[str, Any]
 
     @property
@@ -48,9 +49,9 @@ class RefitResult:
 
 
 def refit_best(
-    study: str | Path | StudyRef,
+    study: str | Path | StudyRef | StudyResult,
     *,
-    out: str | Path,
+    out: str | Path | None,
     storage: str | None = None,
     trial: int | None = None,
     data: pd.DataFrame | None = None,
@@ -59,17 +60,24 @@ def refit_best(
 ) -> RefitResult:
     """Refit a study's best configuration on all tuning rows and save it with a model card.
 
+    The estimator predicts the data's own labels ("yes"/"no" in, "yes"/"no" out; ``classes_`` and
+    the ``predict_proba`` columns in the same order), though it was fitted on class codes as
+    every trial was (see :mod:`tuner.labels`).
+
     Args:
-        study: A spec file, ``"name@storage"``, a study name on ``storage``, or a resolved
-            :class:`~tuner.store.StudyRef`.
-        out: Model file to write (joblib); the card goes to ``<out stem>.card.json``.
+        study: A spec file, ``"name@storage"``, a study name on ``storage``, a resolved
+            :class:`~tuner.store.StudyRef`, or the :class:`~tuner.engine.StudyResult` of a run in
+            this process (its study and data are used as they are: ``memory://`` studies and data
+            passed from Python refit this way).
+        out: Model file to write (joblib); the card goes to ``<out stem>.card.json``. ``None``
+            writes nothing and returns the fitted estimator with an unsigned card.
         storage: Storage URL or path for a plain study name (or to override a spec's storage).
         trial: Trial number to refit instead of the best one (required for multi-objective
             studies: pick one of the Pareto trials).
         data: The DataFrame the study was tuned on, when it was passed from Python.
         force: Overwrite existing model and card files.
         record: Store the model's path and hash on the study (user attribute ``tuner:refit_model``),
-            where ``tuner show``, reports and the dashboard see it.
+            where ``tuner show``, reports and the dashboard see it (only when files are written).
 
     Returns:
         A :class:`RefitResult`; ``result.test_score`` is the held-out score when the spec has
@@ -77,33 +85,35 @@ def refit_best(
 
     Raises:
         TunerError: for a missing study, a study not made by ``tuner run``, an unknown trial, a
-            multi-objective study without ``trial``, or an output file that exists.
+            multi-objective study without ``trial``, an output file that exists, or a
+            ``memory://`` study named by its URL (it lives only in the run's own result).
 
     Example:
         >>> result = refit_best("studies/quickstart.yaml", out="model.joblib")
         >>> result.test_score
     """
-    model_path = output_file(Path(out), force=force)
-    card_path = output_file(card_path_for(model_path), force=force)
+    model_path = output_file(Path(out), force=force) if out is not None else None
+    card_path = output_file(card_path_for(model_path), force=force) if model_path is not None else None
     # Before the fit, so that a key that cannot be read or created costs no work.
-    key = signing_key()
-    found = study if isinstance(study, StudyRef) else resolve_ref(study, storage=storage)
-    live = load_stored(found.name, found.url).study
-    spec = stored_spec(live.user_attrs, name=found.name, spec_file=found.spec_file)
-    chosen = _choose_trial(live, trial)
-    context = build(spec, data=data)
-    params = _params(context, chosen)
-    iterations = _iterations(context, params, chosen.user_attrs)
-    if iterations is not None:
-        params[iterations["param"]] = iterations["value"]
-    estimator = context.build_estimator(params)
-    if iterations is not None:
-        _no_early_stopping(estimator)
-    messages = _fit(estimator, context, params)
-    test = _score_holdout(estimator, context)
-    joblib.dump(estimator, model_path)
+    key = signing_key() if model_path is not None else None
+    if isinstance(study, StudyResult):
+        live, spec, url = study.study, study.spec, study.storage_url
+        context = study.context if study.context is not None and data is None else build(spec, data=data)
+    else:
+        found = study if isinstance(study, StudyRef) else resolve_ref(study, storage=storage)
+        if kind_of(found.url) == "memory":
+            raise _memory_ref(found.name)
+        live = load_stored(found.name, found.url).study
+        spec = stored_spec(live.user_attrs, name=found.name, spec_file=found.spec_file)
+        url = found.url
+        context = build(spec, data=data)
+    final = fit_final(context, live, trial)
+    if model_path is None or card_path is None or key is None:
+        card = _card(spec, context, live, url, final, None, None)
+        return RefitResult(estimator=final.estimator, model_path=None, card_path=None, card=card)
+    joblib.dump(final.estimator, model_path)
     digest = file_sha256(model_path)
-    card = _card(spec, context, live, found.url, chosen, params, iterations, test, messages, model_path, digest)
+    card = _card(spec, context, live, url, final, model_path, digest)
     # Signed as it will read back from disk (values `default=str` turned into text included).
     card = json.loads(json.dumps(card, default=str, allow_nan=False))
     card[SIGNATURE] = sign(key, card)
@@ -115,107 +125,21 @@ def refit_best(
                 schema.REFIT_PATH: str(model_path.resolve()),
                 schema.REFIT_CARD: str(card_path.resolve()),
                 schema.REFIT_SHA256: digest,
-                schema.REFIT_TRIAL: chosen.number,
-                schema.REFIT_TEST_SCORE: None if test is None else test["score"],
+                schema.REFIT_TRIAL: final.trial.number,
+                schema.REFIT_TEST_SCORE: None if final.test is None else final.test["score"],
                 schema.REFIT_CREATED: card["created"],
             },
         )
-    return RefitResult(estimator=estimator, model_path=model_path, card_path=card_path, card=card)
+    return RefitResult(estimator=final.estimator, model_path=model_path, card_path=card_path, card=card)
 
 
-def _choose_trial(study: optuna.Study, number: int | None) -> optuna.trial.FrozenTrial:
-    complete = {t.number: t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
-    multi = len(study.directions) > 1
-    if number is not None:
-        if number not in complete:
-            raise TunerError(
-                f"study {study.study_name!r} has no complete trial #{number}. "
-                f"Complete trials: {_numbers(complete)}. Pick one of them with --trial."
-            )
-        return complete[number]
-    if multi:
-        pareto = [t.number for t in study.best_trials]
-        raise TunerError(
-            f"study {study.study_name!r} has {len(study.directions)} objectives, so there is no single best trial. "
-            f"Choose one of the Pareto-optimal trials with --trial N (trial=N): {_numbers(pareto)}."
-        )
-    best = best_trial(study)
-    if best is None:
-        raise TunerError(
-            f"study {study.study_name!r} has no complete trial with a finite value yet; run it first (`tuner run`)."
-        )
-    return best
-
-
-def _numbers(numbers: Any) -> str:
-    listed = sorted(numbers)
-    return ", ".join(f"#{n}" for n in listed[:30]) + (" …" if len(listed) > 30 else "") if listed else "none"
-
-
-def _params(context: StudyContext, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
-    """The trial's parameters with the space's fixed values, exactly as the objective built them."""
-    try:
-        return context.params_of(trial)
-    except ValueError as exc:
-        raise TunerError(
-            f"{context.spec.label}: trial #{trial.number}'s parameters do not fit the study's search space ({exc}). "
-            "The space changed after this trial, or a custom objective suggested other parameters; "
-            "refit another trial with --trial N."
-        ) from None
-
-
-def _iterations(context: StudyContext, params: dict[str, Any], attrs: dict[str, Any]) -> dict[str, Any] | None:
-    """Boosting models stop early in each fold and record the best iteration counts (trial attribute
-    ``best_iterations``); the refit on all rows uses their mean instead of the searched cap."""
-    counts = attrs.get(schema.BEST_ITERATIONS)
-    if not isinstance(counts, list) or not counts:
-        return None
-    values = [c for c in counts if isinstance(c, int | float) and not isinstance(c, bool) and c > 0]
-    if not values:
-        return None
-    # The catalog entry's fidelity hook names the iteration parameter; custom models are assumed
-    # to follow scikit-learn's ensembles when they tune `n_estimators`.
-    hook = context.model.iterations
-    param = hook.param if hook is not None else ("n_estimators" if "n_estimators" in params else None)
-    if param is None:
-        return None
-    value = max(1, round(sum(values) / len(values)))
-    return {"param": param, "value": value, "per_fold": values, "searched": params.get(param)}
-
-
-def _no_early_stopping(estimator: Any) -> None:
-    # With the iteration count fixed from the folds there is no validation set left to stop on.
-    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
-    if not hasattr(final, "get_params"):
-        return
-    current = final.get_params(deep=False)
-    if current.get("early_stopping_rounds") is not None:  # XGBoost
-        final.set_params(early_stopping_rounds=None)
-    if "max_iter" in current and current.get("early_stopping", False) is not False:  # HistGradientBoosting
-        final.set_params(early_stopping=False)
-
-
-def _fit(estimator: Any, context: StudyContext, params: dict[str, Any]) -> list[str]:
-    """Fit on every tuning row through the trial's balancing and augmentation, as each fold was fitted."""
-    fitted = fit_and_score(
-        estimator,
-        context.dataset.X,
-        context.dataset.y,
-        None,
-        seed=seed_for(context.spec.seed, "augment", "refit"),
-        augment=plan_for(context.spec, params),
+def _memory_ref(name: str) -> TunerError:
+    return TunerError(
+        f"study {name!r} is on a memory:// storage, which lives only inside the run that made it, so it cannot be "
+        "found by name. Refit it from the run's result in the same process: `result = tuner.run_study(...)`, then "
+        "`result.best_estimator()` or `tuner.refit_best(result, out=...)`; or tune on a file storage "
+        "(`storage: tuner.db`) to refit later."
     )
-    return sorted(set(fitted.warnings))[:10]
-
-
-def _score_holdout(estimator: Any, context: StudyContext) -> dict[str, Any] | None:
-    holdout = context.holdout
-    if holdout is None:
-        return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        score = context.metric.score(estimator, holdout.X, holdout.y)
-    return {"metric": context.metric.name, "score": score, "rows": len(holdout.y)}
 
 
 def _card(
@@ -223,26 +147,23 @@ def _card(
     context: StudyContext,
     study: optuna.Study,
     url: str,
-    trial: optuna.trial.FrozenTrial,
-    params: dict[str, Any],
-    iterations: dict[str, Any] | None,
-    test: dict[str, Any] | None,
-    messages: list[str],
-    model_path: Path,
-    digest: str,
+    final: FinalModel,
+    model_path: Path | None,
+    digest: str | None,
 ) -> dict[str, Any]:
+    trial = final.trial
     attrs = trial.user_attrs
     return clean(
         {
             "format": CARD_FORMAT,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "model_file": model_path.name,
+            "model_file": None if model_path is None else model_path.name,
             "model_sha256": digest,
             "study": {"name": study.study_name, "storage": redact(url), "trial": trial.number},
             "model": spec.model,
             "task": context.dataset.task,
-            "params": params,
-            "iterations": iterations,
+            "params": final.params,
+            "iterations": final.iterations,
             "cv": {
                 "metric": context.metric.name,
                 "mean": trial.values[0] if trial.values else None,
@@ -252,9 +173,9 @@ def _card(
                 "folds": context.cv.n_splits,
             },
             "diagnostics": {k: attrs[k] for k in schema.DIAGNOSTICS if k in attrs},
-            "test": test,
+            "test": final.test,
             "data": fingerprint(context, spec),
-            "fit_warnings": messages,
+            "fit_warnings": final.fit_warnings,
             "versions": versions(),
             "spec": json.loads(spec.to_json()),
         }

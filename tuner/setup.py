@@ -35,7 +35,7 @@ from tuner.cv import (
 from tuner.data import Arrays, Dataset, check_groups, load_dataset, make_preprocessor, scoring_groups
 from tuner.errors import SpecError, did_you_mean, unknown_text
 from tuner.metrics import Metric, check_metric, default_metric, get_metric
-from tuner.models import ModelEntry, entry_for, get_model, is_registered, model_names
+from tuner.models import ModelEntry, entry_for, get_model, in_pipeline, is_registered, make_step, model_names
 from tuner.search import FULL, Space, levels, merge, pruner_defaults, suggest
 from tuner.seeds import seed_for
 from tuner.spec import StudySpec
@@ -138,8 +138,8 @@ class StudyContext:
         estimator = self.model.build(
             self.dataset.task, model_params(params), seed=self.model_seed, proba=self.metric.needs_proba
         )
-        if self.model.as_given:
-            return estimator  # a user's estimator or pipeline does its own preprocessing
+        if self.model.as_given or self.spec.pipeline is not None:
+            return estimator  # a user's estimator, or the declared pipeline, does its own preprocessing
         pre = make_preprocessor(self.dataset, handles_missing=self.model.handles_missing)
         return estimator if pre is None else make_pipeline(pre, estimator)
 
@@ -198,6 +198,8 @@ def build(spec: StudySpec, *, data: pd.DataFrame | Arrays | PythonData | None = 
         if given.estimator is None
         else entry_for(given.estimator, name=spec.model)
     )
+    if spec.pipeline is not None:
+        model = _declared_pipeline(spec, model, dataset, given.estimator is not None)
     if dataset.task not in model.tasks:
         raise SpecError(
             f"{label}, field 'model': {spec.model!r} has no {dataset.task} variant (it supports "
@@ -243,6 +245,7 @@ def _check_space_names(spec: StudySpec, space: Mapping[str, Any], example: Any) 
     if example is None or not hasattr(example, "get_params"):
         return
     accepted = set(example.get_params(deep=True))
+    owner = f"model {spec.model!r}" if spec.pipeline is None else f"the pipeline of model {spec.model!r}"
     for name in space:
         if name not in accepted and not is_step_param(name):
             shown_names = sorted(accepted)
@@ -250,9 +253,45 @@ def _check_space_names(spec: StudySpec, space: Mapping[str, Any], example: Any) 
                 f", … ({len(shown_names) - 40} more)" if len(shown_names) > 40 else ""
             )
             raise SpecError(
-                f"{spec.label}, field 'space.{name}': model {spec.model!r} has no parameter {name!r}."
+                f"{spec.label}, field 'space.{name}': {owner} has no parameter {name!r}."
                 f"{did_you_mean(name, accepted)} Parameters: {listed}."
             )
+
+
+def _declared_pipeline(spec: StudySpec, model: ModelEntry, dataset: Dataset, from_python: bool) -> ModelEntry:
+    """The catalog model behind the spec's ``pipeline:`` steps, each step checked before any trial."""
+    steps = spec.pipeline or ()
+    if from_python:
+        raise spec.field_error(
+            "pipeline",
+            "a declared `pipeline` wraps the spec's catalog model, but an estimator was passed from Python "
+            "(`model=`); put the steps in that estimator (a scikit-learn Pipeline) and drop `pipeline`",
+        )
+    for index, step in enumerate(steps):
+        try:
+            make_step(step, dataset.task)
+        except TypeError as exc:
+            raise spec.field_error(
+                f"pipeline.{index}",
+                f"step {step.name!r} does not take these options ({exc}); give the keyword arguments of its "
+                "scikit-learn transformer, as in `pca: {n_components: 0.95}`",
+            ) from None
+    names = [step.name for step in steps]
+    categorical = dataset.categorical_columns
+    if categorical and "onehot" not in names:
+        shown_columns = ", ".join(map(str, categorical[:5])) + (" …" if len(categorical) > 5 else "")
+        raise spec.field_error(
+            "pipeline",
+            f"the data has non-numeric columns ({shown_columns}), which no step encodes, so every trial would fail; "
+            "add `- onehot` as the first step",
+        )
+    if dataset.has_missing and not model.handles_missing and "impute" not in names:
+        raise spec.field_error(
+            "pipeline",
+            f"the data has missing values and model {spec.model!r} does not take them, so every trial would fail; "
+            "add `- impute: median` (after `onehot`, before the other steps)",
+        )
+    return in_pipeline(model, steps)
 
 
 def given_plan(spec: StudySpec, dataset: Dataset, folds: Sequence[Split]) -> CVPlan:

@@ -30,6 +30,7 @@ from tuner.engine._study import open_study
 from tuner.engine._supervise import Watcher
 from tuner.engine._worker import WorkerJob, seed_sampler, too_many_failures
 from tuner.errors import SpecError, TooManyFailures, TunerError, sentence
+from tuner.final import fit_final
 from tuner.models import get_model
 from tuner.objective import make_objective
 from tuner.search import enqueue
@@ -91,6 +92,25 @@ class StudyResult:
     def done(self) -> int:
         """Trials that count against ``budget.n_trials`` now (see :class:`~tuner.engine.Budget`)."""
         return counted(self.study.get_trials(deepcopy=False))
+
+    def best_estimator(self, trial: int | None = None) -> Any:
+        """The best trial (or trial number ``trial``) refitted on all tuning rows, in memory.
+
+        Nothing is written, so it works for every storage, ``memory://`` included, and for data
+        passed from Python. The estimator predicts the data's own labels ("yes"/"no" in,
+        "yes"/"no" out; ``classes_`` and ``predict_proba`` columns in that order). For a model
+        file and its card, use ``tuner.refit_best(result, out=...)``.
+
+        Raises:
+            TunerError: no complete trial yet, an unknown ``trial``, or a multi-objective study
+                without ``trial``.
+        """
+        if self.context is None:
+            raise TunerError(
+                f"{self.spec.label}: this result carries no study context to refit with; refit the study from its "
+                "storage instead (`tuner.refit_best(NAME_OR_SPEC, out=None)`)."
+            )
+        return fit_final(self.context, self.study, trial).estimator
 
 
 # SIGTERM stops a run like Ctrl-C, from the moment it starts until it returns.

@@ -21,12 +21,14 @@ from tuner.models._registry import (
     model_names,
     register_model,
 )
+from tuner.models._steps import STEPS, in_pipeline, make_step
 
 for _module in (_linear, _trees, _boosting, _neighbors, _svm):
     for _entry in _module.ENTRIES:
         add_entry(_entry)
 
 __all__ = [
+    "STEPS",
     "IterationHook",
     "ModelEntry",
     "all_entries",
@@ -34,8 +36,10 @@ __all__ = [
     "entry_for",
     "flt",
     "get_model",
+    "in_pipeline",
     "integer",
     "is_registered",
+    "make_step",
     "model_names",
     "register_model",
 ]

@@ -132,6 +132,9 @@ def entry_for(estimator: Any, *, name: str) -> ModelEntry:
 
 
 def _fill_defaults(estimator: Any, *, seed: int, n_jobs: int, proba: bool) -> None:
+    # In a pipeline (a declared `pipeline:`, or a factory that returns one) the model is the last step.
+    while hasattr(estimator, "steps") and estimator.steps:
+        estimator = estimator.steps[-1][1]
     if not hasattr(estimator, "get_params"):
         return
     current = estimator.get_params(deep=False)

@@ -35,15 +35,19 @@ from tuner.spec._names import (
     BALANCE_KEY,
     BALANCE_MODES,
     CV_SCHEMES,
+    IMPUTE_STRATEGIES,
     MULTI_FIDELITY_PRUNERS,
+    PIPELINE_STEPS,
     PRUNER_NAMES,
     SAMPLER_NAMES,
     SAMPLER_REQUIRES,
+    SCALE_KINDS,
     SEARCHABLE_AUGMENT,
     SINGLE_OBJECTIVE_SAMPLERS,
     SKLEARN_SETS,
     TARGET_NAMES,
     Fidelity,
+    PipelineStepName,
     metric_names,
 )
 
@@ -296,6 +300,69 @@ class EarlyStoppingSpec(_Frozen):
     )
 
 
+# A step's shorthand value is its main setting: `impute: median`, `scale: robust`, `pca: 0.95`, `select: 10`.
+_STEP_SETTING = {"impute": "strategy", "scale": "kind", "pca": "n_components", "select": "k"}
+
+
+class StepSpec(_Frozen):
+    """One step of a declared ``pipeline``, before the model: a scikit-learn transformer.
+
+    ``options`` are the transformer's keyword arguments (``scale`` also takes ``kind``).
+    """
+
+    name: PipelineStepName
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_setting(self) -> StepSpec:
+        for name, key, choices in (("impute", "strategy", IMPUTE_STRATEGIES), ("scale", "kind", SCALE_KINDS)):
+            if self.name == name and key in self.options and self.options[key] not in choices:
+                raise ValueError(unknown_text(f"{name} {key}", str(self.options[key]), choices))
+        return self
+
+
+_STEP_INPUT = list[PipelineStepName | dict[PipelineStepName, Scalar | dict[str, Any]]] | None
+
+
+def _parse_steps(value: Any) -> Any:
+    """The YAML forms of ``pipeline:`` → :class:`StepSpec` fields, step names checked with a hint."""
+    if value is None or not isinstance(value, list | tuple):
+        return value
+    steps: list[Any] = []
+    for item in value:
+        if isinstance(item, StepSpec):
+            steps.append(item)
+            continue
+        if isinstance(item, dict) and set(item) <= {"name", "options"} and "name" in item:
+            name, options = item["name"], item.get("options") or {}
+        elif isinstance(item, dict) and len(item) == 1:
+            name, setting = next(iter(item.items()))
+            _check_choice("pipeline step", str(name), PIPELINE_STEPS)
+            if isinstance(setting, dict):
+                options = setting
+            elif setting is None:
+                options = {}
+            elif name in _STEP_SETTING:
+                options = {_STEP_SETTING[name]: setting}
+            else:
+                raise ValueError(
+                    f"step {shown(name)} takes a mapping of options, e.g. `- {name}: {{}}`; got {shown(item)}"
+                )
+        elif isinstance(item, str):
+            name, options = item, {}
+        else:
+            raise ValueError(
+                f"expected a step such as `scale`, `impute: median` or `pca: {{n_components: 0.95}}`, got {shown(item)}"
+            )
+        _check_choice("pipeline step", str(name), PIPELINE_STEPS)
+        steps.append({"name": name, "options": options})
+    names = [s.name if isinstance(s, StepSpec) else s["name"] for s in steps]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"step {repeated[0]!r} is listed twice; list each step once (its name is its `space` prefix)")
+    return steps
+
+
 class WarmStartSpec(_Frozen):
     """Configurations a new study tries first."""
 
@@ -316,8 +383,17 @@ class StudySpec(_Frozen):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", max_length=120)
     data: DataSpec
     model: str = Field(description="A catalog name (see `tuner models`) or `pkg.module:factory`.")
+    pipeline: tuple[StepSpec, ...] | None = Field(
+        default=None,
+        description="Steps before the model, in order: `onehot` (non-numeric columns), `impute` (`median`, `mean`, "
+        "`most_frequent`, `constant`), `scale` (`standard`, `minmax`, `robust`, `maxabs`), `pca` "
+        "(`n_components`), `select` (SelectKBest, `k`); e.g. `[onehot, {impute: median}, {scale: standard}, "
+        "{pca: 0.95}]`. They replace the model's automatic preprocessing; `space` names their parameters "
+        "`step__param` and the model's `model__param`.",
+    )
     space: dict[str, ParamSpec] = Field(
-        default_factory=dict, description="Overrides and additions to the model's default space."
+        default_factory=dict,
+        description="Overrides and additions to the model's default space (`step__param` with a `pipeline`).",
     )
     cv: CVSpec = CVSpec()
     metric: str | None = Field(default=None, description="A scikit-learn scorer name; default depends on the task.")
@@ -372,6 +448,12 @@ class StudySpec(_Frozen):
                     f"Searchable augmentation settings: {', '.join(AUGMENT_PREFIX + k for k in SEARCHABLE_AUGMENT)}"
                 )
         return value
+
+    # The JSON Schema (editors, `tuner schema`) shows the forms people write, not the parsed model.
+    @field_validator("pipeline", mode="before", json_schema_input_type=_STEP_INPUT)
+    @classmethod
+    def _parse_pipeline(cls, value: Any) -> Any:
+        return _parse_steps(value)
 
     @field_validator("early_stopping", mode="before")
     @classmethod

@@ -33,6 +33,11 @@ BalanceMode = Literal["none", "class_weight", "oversample", "undersample"]
 # `augment.<name>` space entries that may be searched; image_shape describes the data, so it is fixed.
 SearchableAugment = Literal["noise_std", "copies", "shift", "rotate", "mirror"]
 TargetName = Literal["metric", "penalized", "gap", "fit_time", "worst_group", "group_gap"]
+# The steps a spec's declarative `pipeline:` may list (tuner.models.STEPS builds them), and the
+# closed settings of the two whose shorthand names one (`impute: median`, `scale: robust`).
+PipelineStepName = Literal["onehot", "impute", "scale", "pca", "select"]
+ImputeStrategy = Literal["median", "mean", "most_frequent", "constant"]
+ScaleKind = Literal["standard", "minmax", "robust", "maxabs"]
 SklearnSet = Literal["breast_cancer", "digits", "wine", "iris", "diabetes"]
 
 SAMPLER_NAMES: tuple[str, ...] = get_args(SamplerName)
@@ -43,6 +48,11 @@ BALANCE_MODES: tuple[str, ...] = get_args(BalanceMode)
 SEARCHABLE_AUGMENT: tuple[str, ...] = get_args(SearchableAugment)
 TARGET_NAMES: tuple[str, ...] = get_args(TargetName)
 SKLEARN_SETS: tuple[str, ...] = get_args(SklearnSet)
+PIPELINE_STEPS: tuple[str, ...] = get_args(PipelineStepName)
+IMPUTE_STRATEGIES: tuple[str, ...] = get_args(ImputeStrategy)
+SCALE_KINDS: tuple[str, ...] = get_args(ScaleKind)
+# The name of the model's step in a declared pipeline: `space` says `model__C`.
+MODEL_STEP = "model"
 # Samplers that cannot handle more than one objective (Optuna raises at the first trial).
 SINGLE_OBJECTIVE_SAMPLERS = ("cmaes",)
 # Samplers whose Optuna implementation imports an optional package: (module, what to install).
