@@ -30,6 +30,7 @@ from tuner.seeds import seed_for
 from tuner.setup import StudyContext, build
 from tuner.spec import StudySpec
 from tuner.store import StudyRef, best_trial, clean, load_stored, redact, resolve_ref, schema, stored_spec
+from tuner.tracking import MLflowTracker
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ def refit_best(
     data: pd.DataFrame | None = None,
     force: bool = False,
     record: bool = True,
+    mlflow: str | None = None,
 ) -> RefitResult:
     """Refit a study's best configuration on all tuning rows and save it with a model card.
 
@@ -70,6 +72,9 @@ def refit_best(
         force: Overwrite existing model and card files.
         record: Store the model's path and hash on the study (user attribute ``tuner:refit_model``),
             where ``tuner show``, reports and the dashboard see it.
+        mlflow: An MLflow tracking URI or SQLite file: log the model file and its card as the
+            ``model/`` artifacts of the study's parent run (the one ``run_study(mlflow=...)`` made;
+            a new one otherwise). Needs the ``mlflow`` extra.
 
     Returns:
         A :class:`RefitResult`; ``result.test_score`` is the held-out score when the spec has
@@ -91,6 +96,8 @@ def refit_best(
     live = load_stored(found.name, found.url).study
     spec = stored_spec(live.user_attrs, name=found.name, spec_file=found.spec_file)
     chosen = _choose_trial(live, trial)
+    # Before the fit too: a tracking URI that does not work costs no work.
+    tracker = MLflowTracker(mlflow, live, found.url) if mlflow is not None else None
     context = build(spec, data=data)
     params = _params(context, chosen)
     iterations = _iterations(context, params, chosen.user_attrs)
@@ -120,6 +127,8 @@ def refit_best(
                 schema.REFIT_CREATED: card["created"],
             },
         )
+    if tracker is not None:
+        tracker.log_model(model_path, card_path, card)
     return RefitResult(estimator=estimator, model_path=model_path, card_path=card_path, card=card)
 
 
