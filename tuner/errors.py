@@ -71,6 +71,10 @@ class SearchFitError(TunerError, ValueError):
     as scikit-learn's searches raise, so ``cross_val_score`` and estimator checks see the usual type."""
 
 
+class TrackingError(TunerError):
+    """Trials cannot be logged to MLflow: the extra is not installed, or the tracking URI does not work."""
+
+
 class WorkerError(TunerError):
     """Worker processes or Dask tasks failed before the budget was reached."""
 

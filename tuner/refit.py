@@ -30,6 +30,7 @@ from tuner.outputs import output_file
 from tuner.setup import StudyContext, build
 from tuner.spec import StudySpec
 from tuner.store import StudyRef, clean, kind_of, load_stored, redact, resolve_ref, schema, stored_spec
+from tuner.tracking import MLflowTracker
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ def refit_best(
     data: pd.DataFrame | None = None,
     force: bool = False,
     record: bool = True,
+    mlflow: str | None = None,
 ) -> RefitResult:
     """Refit a study's best configuration on all tuning rows and save it with a model card.
 
@@ -78,6 +80,9 @@ def refit_best(
         force: Overwrite existing model and card files.
         record: Store the model's path and hash on the study (user attribute ``tuner:refit_model``),
             where ``tuner show``, reports and the dashboard see it (only when files are written).
+        mlflow: An MLflow tracking URI or SQLite file: log the model file and its card as the
+            ``model/`` artifacts of the study's parent run (the one ``run_study(mlflow=...)`` made;
+            a new one otherwise). Needs the ``mlflow`` extra; nothing is logged when ``out`` is None.
 
     Returns:
         A :class:`RefitResult`; ``result.test_score`` is the held-out score when the spec has
@@ -107,6 +112,8 @@ def refit_best(
         spec = stored_spec(live.user_attrs, name=found.name, spec_file=found.spec_file)
         url = found.url
         context = build(spec, data=data)
+    # Before the fit too: a tracking URI that does not work costs no work.
+    tracker = MLflowTracker(mlflow, live, url) if mlflow is not None and model_path is not None else None
     final = fit_final(context, live, trial)
     if model_path is None or card_path is None or key is None:
         card = _card(spec, context, live, url, final, None, None)
@@ -130,6 +137,8 @@ def refit_best(
                 schema.REFIT_CREATED: card["created"],
             },
         )
+    if tracker is not None:
+        tracker.log_model(model_path, card_path, card)
     return RefitResult(estimator=final.estimator, model_path=model_path, card_path=card_path, card=card)
 
 

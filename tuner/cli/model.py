@@ -8,6 +8,7 @@ import click
 
 from tuner.cli.common import fmt_value, locate, out, out_path_option, storage_option
 from tuner.outputs import file_in
+from tuner.store import redact
 
 
 @click.command()
@@ -16,7 +17,14 @@ from tuner.outputs import file_in
 @out_path_option("Model file (joblib). Default: <study>.joblib in the current folder. The card goes next to it.")
 @click.option("--trial", type=click.IntRange(min=0), help="Refit this trial (required for multi-objective studies).")
 @click.option("--force", is_flag=True, help="Overwrite an existing model and card.")
-def refit(study: str, storage: str | None, out_path: Path | None, trial: int | None, force: bool) -> None:
+@click.option(
+    "--mlflow",
+    metavar="URI|PATH",
+    help="Also log the model and its card as artifacts of the study's MLflow parent run; needs tuner[mlflow].",
+)
+def refit(
+    study: str, storage: str | None, out_path: Path | None, trial: int | None, force: bool, mlflow: str | None
+) -> None:
     """Fit the best configuration of STUDY on all tuning rows, score the held-out rows, save model + card.
 
     STUDY is a spec file, a study name on --storage, or NAME@STORAGE.
@@ -25,7 +33,7 @@ def refit(study: str, storage: str | None, out_path: Path | None, trial: int | N
 
     ref = locate(study, storage)
     target = out_path if out_path is not None else file_in(Path.cwd(), f"{ref.name}.joblib", force=force)
-    result = refit_best(ref, out=target, trial=trial, force=force)
+    result = refit_best(ref, out=target, trial=trial, force=force, mlflow=mlflow)
     card = result.card
     console = out()
     cv = card["cv"]
@@ -44,6 +52,8 @@ def refit(study: str, storage: str | None, out_path: Path | None, trial: int | N
     else:
         console.print("  no held-out test rows (set `cv.holdout_test` in the spec to keep some out of tuning)")
     console.print(f"Wrote {result.model_path} and {result.card_path}", highlight=False)
+    if mlflow:
+        console.print(f"  logged to MLflow ({redact(mlflow)}) as the study's parent run's `model/` artifacts")
     # The hash to hand on with the file: `predict --sha256` on a machine without this key trusts it.
     console.print(f"  model SHA-256 {card['model_sha256']}, card signed with model key {card['signature']['key_id']}")
 

@@ -39,6 +39,12 @@ if TYPE_CHECKING:
     metavar="local|tcp://HOST:PORT",
     help="Run the workers as tasks on a Dask cluster; `local` starts one here with --jobs workers.",
 )
+@click.option(
+    "--mlflow",
+    metavar="URI|PATH",
+    help="Log each trial as an MLflow run under one parent run per study (sqlite:///mlflow.db, a .db file, "
+    "http://HOST:5000); needs tuner[mlflow].",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 def run(
     spec: Path,
@@ -52,6 +58,7 @@ def run(
     allow_space_change: bool,
     n_jobs: int | None,
     dask: str | None,
+    mlflow: str | None,
     quiet: bool,
 ) -> None:
     """Run the study in SPEC, or resume it: completed trials count towards the budget."""
@@ -75,6 +82,7 @@ def run(
             allow_space_change=allow_space_change,
             n_jobs=n_jobs,
             dask=dask,
+            mlflow=mlflow,
             progress=not quiet,
         )
     except StudyInterrupted as stop:

@@ -8,6 +8,7 @@ and printing. One process runs the trial loop itself; ``n_jobs > 1`` adds local 
 
 from __future__ import annotations
 
+import contextlib
 import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from tuner.search import enqueue
 from tuner.setup import PythonData, StudyContext, build
 from tuner.spec import StudySpec, load_spec
 from tuner.store import DEFAULT_HEARTBEAT, Heartbeat, counts, is_server, resolve_url
+from tuner.tracking import MLflowTracker, require_mlflow
 
 
 class StudyInterrupted(KeyboardInterrupt):
@@ -125,6 +127,7 @@ def run_study(
     model: Any = None,
     objective: Callable[..., Any] | None = None,
     callbacks: Sequence[Callback] = (),
+    mlflow: str | None = None,
     n_trials: int | None = None,
     timeout: float | None = None,
     seed: int | None = None,
@@ -156,6 +159,10 @@ def run_study(
         callbacks: Called as ``callback(study, frozen_trial)`` after each trial, as Optuna's
             ``study.optimize(callbacks=...)`` does (e.g. optuna-integration's ``MLflowCallback``);
             with worker processes, in this process as their trials finish.
+        mlflow: An MLflow tracking URI (``sqlite:///mlflow.db``, ``http://host:5000``) or an SQLite
+            file: log each trial as an MLflow run (params, objective values, fold scores, gap,
+            flags, per-group scores) under one parent run per study, found again on resume.
+            Needs the ``mlflow`` extra.
         n_trials: Overrides ``budget.n_trials`` (the study's total across reruns).
         timeout: Overrides ``budget.timeout`` (seconds for this run).
         seed: Overrides ``seed``.
@@ -190,6 +197,8 @@ def run_study(
         name=study_name, seed=seed, storage=storage, n_trials=n_trials, timeout=timeout
     )
     data = _python_data(spec, data, X, y, groups, model)
+    if mlflow is not None:
+        require_mlflow()
     jobs = n_jobs or spec.budget.n_jobs
     processes = dask is None and jobs > 1
     preload = _model_library(spec) if processes else []
@@ -211,9 +220,16 @@ def run_study(
         return result
     limit = max_failures if max_failures is not None else spec.budget.max_failures
     guard = FailureGuard(limit)
-    with StudyProgress(
-        total=budget.n_trials, done=done, timeout=spec.budget.timeout, console=console, enabled=progress
-    ) as bar:
+    # Made before the first trial, so a tracking URI that does not work costs no trial.
+    tracker = MLflowTracker(mlflow, study, url) if mlflow is not None else None
+    if tracker is not None:
+        callbacks = [*callbacks, tracker]
+    with (
+        StudyProgress(
+            total=budget.n_trials, done=done, timeout=spec.budget.timeout, console=console, enabled=progress
+        ) as bar,
+        tracker if tracker is not None else contextlib.nullcontext(),
+    ):
         try:
             if dask is not None or jobs > 1:
                 job = WorkerJob(
