@@ -97,11 +97,15 @@ def wait_until(predicate: Callable[[], bool], what: str) -> None:
         time.sleep(0.1)
 
 
-def finish(procs: list[subprocess.Popen[str]], outcome: Outcome) -> None:
+def finish(procs: list[subprocess.Popen[str]], outcome: Outcome) -> str:
+    """Wait for ``procs``; record their exit codes and tracebacks; return what they printed to stderr."""
+    printed = []
     for proc in procs:
         _out, err = proc.communicate(timeout=PATIENCE_S)
         outcome.exit_codes.append(proc.returncode)
         outcome.tracebacks += err.count("Traceback")
+        printed.append(err)
+    return "".join(printed)
 
 
 def check(url: str, before: dict[int, float | None], outcome: Outcome) -> Outcome:
@@ -110,8 +114,12 @@ def check(url: str, before: dict[int, float | None], outcome: Outcome) -> Outcom
     outcome.complete = finished(url)
     failed = [t for t in trials(url) if t.state == TrialState.FAIL]
     if failed:
-        reasons = sorted({str(t.user_attrs.get("error", "?"))[:60] for t in failed})
-        outcome.note += f" {len(failed)} FAIL ({sum(bool(t.user_attrs.get('lost')) for t in failed)} lost): {reasons}"
+        lost = sum(bool(t.user_attrs.get("lost")) for t in failed)
+        stopped = sum(bool(t.user_attrs.get("interrupted")) for t in failed)
+        other = sorted({str(t.user_attrs.get("error", "?"))[:60] for t in failed if not t.user_attrs.get("lost")})
+        outcome.note += f"; FAIL, not counted: {lost} lost (retried), {stopped} interrupted"
+        if len(failed) > lost + stopped:
+            outcome.note += f"; {len(failed) - lost - stopped} other FAIL: {other}"
     return outcome
 
 
@@ -261,19 +269,22 @@ def worker_killed(n_trials: int) -> Outcome:
         victim = next(iter(pids_on_trials()))
         before = complete(url)
         os.kill(victim, signal.SIGKILL)
-        finish([run], outcome)
+        printed = finish([run], outcome)
         workers = pids_on_trials() - {victim}
-        outcome.note = f"replaced: {len(workers)} later worker process(es) ran trials"
+        outcome.note = (
+            f"{printed.count('takes its place')} replacement(s) started, "
+            f"{len(workers)} of them ran trials before the budget was done"
+        )
         return check(url, before, outcome)
 
 
 def disk_full(n_trials: int) -> Outcome:
-    """`tuner run` on a 1 MiB tmpfs that fills up mid-run (root only), then a rerun with room."""
+    """`tuner run` on a 4 MiB tmpfs that fills up mid-run (root only), then a rerun with room."""
     outcome = Outcome("disk full mid-run, then a rerun with room", budget=n_trials)
     with tempfile.TemporaryDirectory() as tmp:
         mount = Path(tmp) / "small"
         mount.mkdir()
-        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)]).returncode != 0:
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)]).returncode != 0:
             outcome.note = "skipped: cannot mount a tmpfs (needs root)"
             return outcome
         try:
@@ -288,7 +299,7 @@ def disk_full(n_trials: int) -> Outcome:
                     out.write(b"\0" * 65536)
             finish([run], outcome)
             filler.unlink()
-            outcome.note = f"first run exit {outcome.exit_codes[-1]}"
+            outcome.note = f"the full disk stopped the first run with exit {outcome.exit_codes[-1]}"
             finish([tuner("run", str(spec), cwd=mount)], outcome)
             return check(url, before, outcome)
         finally:
