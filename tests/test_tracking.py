@@ -79,6 +79,8 @@ def test_cli_run_logs_each_trial_under_one_parent_and_a_rerun_resumes_it(write_s
     client = mlflow_tracking.MlflowClient(tracking_uri=uri)
     logged = {f.path for f in client.list_artifacts(parent.info.run_id, "model")}
     assert logged == {"model/model.joblib", "model/model.card.json"}
+    # Next to the tracking file, not in an ./mlruns of whatever folder the command ran in.
+    assert list((tmp_path / "mlartifacts").rglob("model.card.json"))
     assert _runs(uri, "tiny")[0].data.tags["tuner.refit_trial"] == str(study.best_trial.number)
 
 

@@ -276,13 +276,21 @@ def _errors(uri: str, what: str) -> Iterator[None]:
 def _experiment(client: MlflowClient, name: str) -> str:
     found = client.get_experiment_by_name(name)
     if found is None:
-        return str(client.create_experiment(name))
+        return str(client.create_experiment(name, artifact_location=_artifact_location(client.tracking_uri)))
     if found.lifecycle_stage == "deleted":
         raise TrackingError(
             f"`mlflow`: the MLflow experiment {name!r} was deleted. Restore it (`mlflow experiments restore "
             f"--experiment-id {found.experiment_id}`), or remove it for good (`mlflow gc`) to start it anew."
         )
     return str(found.experiment_id)
+
+
+def _artifact_location(uri: str) -> str | None:
+    """Beside an SQLite tracking file, its artifacts go to ``mlartifacts`` next to it; MLflow's own
+    default, ``./mlruns`` under whatever folder the command ran in, scatters them. A server keeps its own."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
 
 
 def _parent(client: MlflowClient, experiment_id: str, study: optuna.Study, storage_url: str) -> str:
