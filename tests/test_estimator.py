@@ -10,6 +10,7 @@ import pytest
 from optuna.distributions import FloatDistribution, IntDistribution
 from sklearn.base import clone
 from sklearn.datasets import load_breast_cancer, load_diabetes
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import KFold, cross_val_score
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -20,6 +21,7 @@ from support import sqlite_url
 
 import tuner
 from tuner import TunerSearchCV
+from tuner.store import schema
 
 C_RANGE = {"type": "float", "low": 0.01, "high": 10.0, "log": True}
 
@@ -134,3 +136,76 @@ def test_an_unsupported_input_type_is_one_line_naming_it():
     with pytest.raises(tuner.TunerError, match=r"builtins\.dict is not a supported table") as caught:
         TunerSearchCV(Ridge(), {"alpha": C_RANGE}, n_trials=2).fit({"a": [1, 2]}, [1.0, 2.0])
     assert "\n" not in str(caught.value)
+
+
+def _mean_count(trial):
+    """The iteration count a refit takes from a trial: the mean of its folds' stopped counts."""
+    counts = trial.user_attrs[schema.BEST_ITERATIONS]
+    return max(1, round(sum(counts) / len(counts)))
+
+
+def _best_trial(search):
+    return next(t for t in search.trials_ if t.number == search.cv_results_["trial_number"][search.best_index_])
+
+
+def test_early_stopping_stops_a_histgradientboosting_in_each_fold_and_refits_with_the_mean_count():
+    X, y = _cancer()
+    space = {"learning_rate": {"type": "float", "low": 0.1, "high": 0.3}}
+    search = TunerSearchCV(
+        HistGradientBoostingClassifier(max_iter=300), space, cv=3, n_trials=3, random_state=0, early_stopping=True
+    ).fit(X, y)
+    for trial in search.trials_:
+        counts = trial.user_attrs[schema.BEST_ITERATIONS]
+        assert len(counts) == 3 and all(0 < c < 300 for c in counts), counts
+    assert search.best_estimator_.max_iter == _mean_count(_best_trial(search)) < 300
+    assert search.best_estimator_.early_stopping is False  # the count is fixed; no rows left to stop on
+    assert search.best_estimator_.n_iter_ == search.best_estimator_.max_iter
+    assert set(search.predict(X[:20])) <= {"no", "yes"}
+
+
+def test_early_stopping_stops_an_xgboost_classifier_and_refits_with_the_mean_count():
+    xgboost = pytest.importorskip("xgboost")
+    X, y = load_breast_cancer(return_X_y=True)
+    estimator = xgboost.XGBClassifier(n_estimators=300, learning_rate=0.3, n_jobs=1)
+    search = TunerSearchCV(
+        estimator, {"max_depth": IntDistribution(2, 4)}, cv=3, n_trials=3, random_state=0, early_stopping=True
+    ).fit(X, y)
+    for trial in search.trials_:
+        assert all(0 < c < 300 for c in trial.user_attrs[schema.BEST_ITERATIONS])
+    assert search.best_estimator_.n_estimators == _mean_count(_best_trial(search)) < 300
+    assert estimator.n_estimators == 300  # the estimator handed in is left alone
+
+
+def test_early_stopping_for_an_estimator_that_cannot_stop_is_refused_before_any_trial():
+    X, y = _cancer()
+    seen = []
+    search = TunerSearchCV(
+        LogisticRegression(), {"C": C_RANGE}, n_trials=2, early_stopping=True, callbacks=[lambda s, t: seen.append(t)]
+    )
+    with pytest.raises(tuner.TunerError, match=r"field 'early_stopping'.*the estimator is a LogisticRegression"):
+        search.fit(X, y)
+    assert seen == []
+    # A boosting model inside a Pipeline runs without early stopping, as a declared `pipeline:` does.
+    pipe = make_pipeline(StandardScaler(), HistGradientBoostingClassifier())
+    with pytest.raises(tuner.TunerError, match=r"is a Pipeline"):
+        TunerSearchCV(pipe, {}, n_trials=2, early_stopping=True).fit(X, y)
+
+
+def test_without_early_stopping_the_estimator_is_fitted_as_given():
+    X, y = _cancer()
+    search = TunerSearchCV(
+        HistGradientBoostingClassifier(max_iter=7),
+        {"learning_rate": {"type": "float", "low": 0.1, "high": 0.3}},
+        cv=3,
+        n_trials=2,
+        random_state=0,
+    ).fit(X, y)
+    assert all(schema.BEST_ITERATIONS not in t.user_attrs for t in search.trials_)
+    assert search.best_estimator_.max_iter == 7 and search.best_estimator_.n_iter_ == 7
+
+
+def test_early_stopping_is_a_parameter_that_clones():
+    search = TunerSearchCV(Ridge(), {"alpha": C_RANGE}, early_stopping={"enabled": True, "rounds": 10})
+    assert search.get_params()["early_stopping"] == {"enabled": True, "rounds": 10}
+    assert clone(search).get_params()["early_stopping"] == {"enabled": True, "rounds": 10}
+    assert TunerSearchCV(Ridge(), {}).get_params()["early_stopping"] is False

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import optuna
 import pytest
+import xgboost
 from optuna.trial import TrialState
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
 from support import sqlite_url
 
 import tuner
 from tuner.errors import CatalogError, SpecError
-from tuner.models import all_entries, get_model
+from tuner.models import all_entries, entry_for, get_model, iteration_hook
 from tuner.search import merge, suggest
 from tuner.spec import ParamSpec
 
@@ -240,3 +247,29 @@ def test_custom_model_space_names_are_checked(tmp_path, write_spec, run_cli):
     result = run_cli("validate", spec)
     assert result.code == 2
     assert "field 'space.max_dept'" in result.err and "Did you mean 'max_depth'" in result.err
+
+
+def test_an_estimator_from_python_gets_its_boosting_librarys_catalog_hook():
+    class Mine(HistGradientBoostingRegressor):
+        pass
+
+    assert (
+        entry_for(HistGradientBoostingRegressor(), name="m").iterations
+        is get_model("hist_gradient_boosting").iterations
+    )
+    assert iteration_hook(Mine()) is get_model("hist_gradient_boosting").iterations
+    assert iteration_hook(xgboost.XGBRegressor()) is get_model("xgboost").iterations
+    # XGBoost's random forest subclasses XGBClassifier but does not boost; pipelines run without stopping.
+    assert iteration_hook(xgboost.XGBRFClassifier()) is None
+    assert iteration_hook(make_pipeline(HistGradientBoostingRegressor())) is None
+    assert iteration_hook(LogisticRegression()) is None
+
+
+def test_detecting_a_boosting_estimator_imports_no_boosting_library():
+    # Every study from Python asks, so the check must not cost xgboost's or lightgbm's import time.
+    code = (
+        "import sys; from sklearn.linear_model import Ridge; from tuner.models import iteration_hook; "
+        "assert iteration_hook(Ridge()) is None; "
+        "assert not {'xgboost', 'lightgbm'} & set(sys.modules), sorted({'xgboost', 'lightgbm'} & set(sys.modules))"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

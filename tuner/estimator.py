@@ -27,7 +27,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 from scipy.stats import rankdata
-from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, is_classifier
 from sklearn.metrics import get_scorer
 from sklearn.model_selection import check_cv
 from sklearn.utils import get_tags
@@ -35,11 +35,12 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, check_random_state, column_or_1d
 
-from tuner.cv import fit_and_score, model_params
+from tuner.cv import fit_and_score
 from tuner.data import Arrays
 from tuner.diagnostics import SCORE_SECONDS
 from tuner.engine import run_study
 from tuner.errors import DataError, SearchFitError, SpecError, TooManyFailures
+from tuner.final import final_estimator
 from tuner.setup import PythonData
 from tuner.store import schema
 
@@ -91,6 +92,13 @@ class TunerSearchCV(MetaEstimatorMixin, BaseEstimator):
             a fresh name per fit.
         n_jobs: Worker processes (each fits single-threaded). Without a storage they share a
             temporary SQLite file, removed after ``fit``.
+        early_stopping: ``False`` (default): the estimator is fitted as given. ``True``: an
+            XGBoost, LightGBM or HistGradientBoosting classifier or regressor (itself, not in a
+            ``Pipeline``) stops early in every fold on a share of the fold's training rows, its
+            ``n_estimators``/``max_iter`` being the cap, and ``best_estimator_`` is refitted with
+            the best trial's mean stopped iteration count; any other estimator is refused.
+            ``"auto"`` or a spec's ``early_stopping`` mapping (``{"enabled": True, "rounds": 25,
+            "fraction": 0.1}``) follow the spec's rules (``auto``: folds of 1000 training rows or more).
         refit: Refit the best configuration on all rows (``best_estimator_``, ``predict``).
         random_state: Seeds the sampler, the folds and the trials; None draws one.
         callbacks: Called as ``callback(study, frozen_trial)`` after each trial (Optuna's form).
@@ -115,6 +123,7 @@ class TunerSearchCV(MetaEstimatorMixin, BaseEstimator):
         storage: str | None = None,
         study_name: str | None = None,
         n_jobs: int = 1,
+        early_stopping: bool | str | Mapping[str, Any] = False,
         refit: bool = True,
         random_state: int | None = None,
         callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] | None = None,
@@ -131,6 +140,7 @@ class TunerSearchCV(MetaEstimatorMixin, BaseEstimator):
         self.storage = storage
         self.study_name = study_name
         self.n_jobs = n_jobs
+        self.early_stopping = early_stopping
         self.refit = refit
         self.random_state = random_state
         self.callbacks = callbacks
@@ -177,7 +187,9 @@ class TunerSearchCV(MetaEstimatorMixin, BaseEstimator):
             "seed": seed,
             # A user's estimator has no catalog starts; its own defaults are not a known-good point.
             "warm_start": {"known_good": False},
-            "early_stopping": False,
+            "early_stopping": (
+                dict(self.early_stopping) if isinstance(self.early_stopping, Mapping) else self.early_stopping
+            ),
         }
 
     def fit(self, X: Any, y: Any = None, groups: Any = None, **fit_params: Any) -> TunerSearchCV:
@@ -245,7 +257,9 @@ class TunerSearchCV(MetaEstimatorMixin, BaseEstimator):
         self.best_params_ = context.params_of(best)
         self.best_score_ = float(best.value) if best.value is not None else math.nan
         if self.refit:
-            self.best_estimator_ = clone(self.estimator).set_params(**model_params(self.best_params_))
+            # fit_final's estimator (the folds' stopped iteration count included), fitted below on
+            # X and y as given rather than on the study's frame and class codes.
+            self.best_estimator_, _, _ = final_estimator(context, best)
             started = time.perf_counter()
             # The original X and y (labels as given), through the one fit loop.
             fit_and_score(

@@ -46,13 +46,7 @@ def fit_final(context: StudyContext, study: optuna.Study, number: int | None = N
             ``number``, or a trial whose parameters no longer fit the space.
     """
     chosen = choose_trial(study, number)
-    params = _params(context, chosen)
-    iterations = _iterations(context, params, chosen.user_attrs)
-    if iterations is not None:
-        params[iterations["param"]] = iterations["value"]
-    estimator = context.build_estimator(params)
-    if iterations is not None:
-        _no_early_stopping(estimator)
+    estimator, params, iterations = final_estimator(context, chosen)
     messages = _fit(estimator, context, params)
     # Scored on codes, as the trials were, before the labels go back on.
     test = _score_holdout(estimator, context)
@@ -64,6 +58,22 @@ def fit_final(context: StudyContext, study: optuna.Study, number: int | None = N
         test=test,
         fit_warnings=messages,
     )
+
+
+def final_estimator(context: StudyContext, trial: FrozenTrial) -> tuple[Any, dict[str, Any], dict[str, Any] | None]:
+    """The unfitted estimator that refits ``trial``, its parameters, and the iteration count they
+    took from the folds' early stopping (None when the trial did not stop early).
+
+    Shared with ``TunerSearchCV``, which fits it on the rows as they were given to ``fit``.
+    """
+    params = _params(context, trial)
+    iterations = _iterations(context, params, trial.user_attrs)
+    if iterations is not None:
+        params[iterations["param"]] = iterations["value"]
+    estimator = context.build_estimator(params)
+    if iterations is not None:
+        _no_early_stopping(estimator)
+    return estimator, params, iterations
 
 
 def choose_trial(study: optuna.Study, number: int | None) -> FrozenTrial:
@@ -163,4 +173,4 @@ def _score_holdout(estimator: Any, context: StudyContext) -> dict[str, Any] | No
     return {"metric": context.metric.name, "score": score, "rows": len(holdout.y)}
 
 
-__all__ = ["FinalModel", "choose_trial", "fit_final"]
+__all__ = ["FinalModel", "choose_trial", "final_estimator", "fit_final"]

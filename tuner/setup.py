@@ -200,6 +200,8 @@ def build(spec: StudySpec, *, data: pd.DataFrame | Arrays | PythonData | None = 
     )
     if spec.pipeline is not None:
         model = _declared_pipeline(spec, model, dataset, given.estimator is not None)
+    if given.estimator is not None:
+        _check_stopping(spec, model, given.estimator)
     if dataset.task not in model.tasks:
         raise SpecError(
             f"{label}, field 'model': {spec.model!r} has no {dataset.task} variant (it supports "
@@ -292,6 +294,24 @@ def _declared_pipeline(spec: StudySpec, model: ModelEntry, dataset: Dataset, fro
             "add `- impute: median` (after `onehot`, before the other steps)",
         )
     return in_pipeline(model, steps)
+
+
+def _check_stopping(spec: StudySpec, model: ModelEntry, estimator: Any) -> None:
+    """``early_stopping: true`` for an estimator from Python that cannot stop early is refused.
+
+    A catalog model without an iteration hook ignores the setting (its default, ``auto``, is
+    meant for every spec), but ``true`` next to an estimator from Python is an explicit request
+    (``TunerSearchCV(early_stopping=True)``), and tuning without it would hide the mistake.
+    """
+    if spec.early_stopping.enabled is not True or model.iterations is not None:
+        return
+    raise spec.field_error(
+        "early_stopping",
+        f"early stopping needs a boosting estimator that counts its iterations (XGBClassifier, XGBRegressor, "
+        f"LGBMClassifier, LGBMRegressor, HistGradientBoostingClassifier or HistGradientBoostingRegressor, passed "
+        f"itself rather than inside a Pipeline), but the estimator is a {type(estimator).__name__}; "
+        "leave early stopping off (false)",
+    )
 
 
 def given_plan(spec: StudySpec, dataset: Dataset, folds: Sequence[Split]) -> CVPlan:

@@ -18,6 +18,7 @@ from tuner.models._registry import (
     get_model,
     integer,
     is_registered,
+    iteration_hook,
     model_names,
     register_model,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "in_pipeline",
     "integer",
     "is_registered",
+    "iteration_hook",
     "make_step",
     "model_names",
     "register_model",

@@ -64,7 +64,8 @@ class ModelEntry:
     # Known-good configurations tried first by a new study (see tuner.search.known_good).
     starts: tuple[Mapping[str, Any], ...] = ()
     # An estimator handed in from Python (TunerSearchCV, `run_study(model=...)`): tuned exactly as
-    # given, without the catalog's seeding, preprocessing, calibration or scaling.
+    # given, without the catalog's seeding, preprocessing, calibration or scaling (a boosting
+    # estimator still gets its library's iteration hook, so the spec's `early_stopping` applies).
     as_given: bool = False
 
     @property
@@ -124,11 +125,54 @@ class _Configured:
 
 
 def entry_for(estimator: Any, *, name: str) -> ModelEntry:
-    """A catalog entry for an estimator or pipeline handed in from Python, tuned as it is given."""
+    """A catalog entry for an estimator or pipeline handed in from Python, tuned as it is given.
+
+    A boosting estimator itself (see :func:`iteration_hook`) gets its catalog entry's iteration
+    hook, so it stops early and is refitted with the folds' iteration count as a catalog model is.
+    """
     factory = _Configured(estimator)
     return ModelEntry(
-        name=name, description="estimator from Python", classifier=factory, regressor=factory, as_given=True
+        name=name,
+        description="estimator from Python",
+        classifier=factory,
+        regressor=factory,
+        iterations=iteration_hook(estimator),
+        as_given=True,
     )
+
+
+# The boosting classes whose library tuner.cv stops early, by their package and class name: names,
+# because importing xgboost or lightgbm to test isinstance would cost every study their import time.
+_BOOSTING_CLASSES: dict[tuple[str, str], str] = {
+    ("xgboost", "XGBClassifier"): "xgboost",
+    ("xgboost", "XGBRegressor"): "xgboost",
+    ("lightgbm", "LGBMClassifier"): "lightgbm",
+    ("lightgbm", "LGBMRegressor"): "lightgbm",
+    ("sklearn", "HistGradientBoostingClassifier"): "sklearn",
+    ("sklearn", "HistGradientBoostingRegressor"): "sklearn",
+}
+_BOOSTING_PACKAGES = {package for package, _ in _BOOSTING_CLASSES}
+
+
+def iteration_hook(estimator: Any) -> IterationHook | None:
+    """The iteration hook of the catalog entry for ``estimator``'s boosting library, or None.
+
+    The nearest class of the estimator's that one of those libraries defines decides, so a user's
+    subclass of ``XGBClassifier`` stops early, while ``XGBRFClassifier`` (a random forest that
+    subclasses it) and a ``Pipeline`` do not: a pipeline runs without early stopping, as a spec's
+    declared ``pipeline:`` does.
+    """
+    for cls in type(estimator).__mro__:
+        package = cls.__module__.partition(".")[0]
+        if package in _BOOSTING_PACKAGES:
+            library = _BOOSTING_CLASSES.get((package, cls.__name__))
+            if library is None:
+                return None
+            # One hook per library, the catalog's own (tuner.models._boosting).
+            return next(
+                (e.iterations for e in _REGISTRY.values() if e.iterations and e.iterations.library == library), None
+            )
+    return None
 
 
 def _fill_defaults(estimator: Any, *, seed: int, n_jobs: int, proba: bool) -> None:
