@@ -51,6 +51,7 @@ PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
     ("optuna.storages.RDBStorage", "_set_trial_attr_without_commit"),
     ("optuna.storages._rdb.storage", "_create_scoped_session"),
     ("optuna.storages._rdb.models", "TrialUserAttributeModel"),
+    ("optuna.storages._rdb.models", "BaseModel"),
     ("RDB schema", "trial_heartbeats(trial_id, heartbeat)"),
     ("module", "optuna.storages._rdb.storage"),
 )
@@ -190,3 +191,17 @@ def write_user_attrs(storage: optuna.storages.RDBStorage, trial_id: int, attrs: 
     with _create_scoped_session(storage.scoped_session) as session:
         for key, value in attrs.items():
             storage._set_trial_attr_without_commit(session, TrialUserAttributeModel, trial_id, key, value)
+
+
+def create_missing_indexes(storage: optuna.storages.RDBStorage) -> None:
+    """Create any index of Optuna's schema that the database lacks (a unique study name among them).
+
+    MySQL commits each DDL statement on its own: a connection ended between ``CREATE TABLE`` and
+    ``CREATE INDEX`` leaves a table without its indexes, and creating the schema again skips
+    tables that exist, indexes included.
+    """
+    from optuna.storages._rdb.models import BaseModel  # start-up time: only RDB storages need it
+
+    for table in BaseModel.metadata.sorted_tables:
+        for index in table.indexes:
+            index.create(storage.engine, checkfirst=True)

@@ -137,3 +137,30 @@ def test_independent_workers_ride_out_connections_ended_again_and_again(server, 
         assert "Traceback" not in err, err
     assert sum(1 for ended in rounds if ended) >= MIN_ROUNDS
     assert all(t.state == TrialState.COMPLETE for t in trials), {t.number: (t.state.name, t.user_attrs) for t in trials}
+
+
+def test_a_schema_whose_creation_was_cut_off_gets_its_missing_indexes_on_the_retry(tmp_path):
+    # MySQL commits each DDL statement: a connection ended between CREATE TABLE and CREATE INDEX
+    # leaves `studies` without its unique name index, and two workers could then create one study twice.
+    import sqlalchemy
+
+    from tuner.store import _open
+
+    with supply("mysql", tmp_path) as backend:
+        _open._rdb(backend.url, {}, None)  # the full schema
+        engine = sqlalchemy.create_engine(backend.url)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP INDEX ix_studies_study_name ON studies")
+        attempts = []
+
+        def cut_off_once() -> Any:
+            attempts.append(1)
+            if len(attempts) == 1:
+                raise sqlalchemy.exc.OperationalError("CREATE INDEX", {}, Exception("Lost connection to MySQL server"))
+            return _open._rdb(backend.url, {}, None)
+
+        _open._with_schema_retries(cut_off_once)
+        indexes = {ix["name"]: ix["unique"] for ix in sqlalchemy.inspect(engine).get_indexes("studies")}
+        engine.dispose()
+    assert len(attempts) == 2
+    assert indexes.get("ix_studies_study_name") in (True, 1)

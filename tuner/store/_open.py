@@ -26,6 +26,7 @@ import optuna
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalRedisBackend
 
+from tuner import _optuna
 from tuner.errors import StorageError, did_you_mean
 from tuner.store._integrity import opening, quick_check, refuse_damaged, watch
 from tuner.store._retry import POLICY, RetryingJournalStorage, RetryingRDBStorage, causes, is_dropped
@@ -185,14 +186,20 @@ def _with_schema_retries(open_: Callable[[], Any]) -> Any:
     Optuna's tables. The losers fail on what the winner made meanwhile: a table or type that
     "already exists", the version table's unique key, or (SQLite) a locked file. Creating the
     schema skips what exists, so a retry completes it; the jitter keeps the losers from colliding
-    again. Any other error (a server that is down, a wrong password) is raised at once.
+    again. Any other error (a server that is down, a wrong password) is raised at once. After a
+    retry, indexes that an interrupted creation left out are created (MySQL commits DDL statement
+    by statement).
     """
     from sqlalchemy.exc import IntegrityError  # start-up time: only RDB storages need it
 
     pauses = POLICY.pauses()
+    retried = False
     while True:
         try:
-            return open_()
+            storage = open_()
+            if retried:
+                _optuna.create_missing_indexes(storage)
+            return storage
         except Exception as exc:  # Optuna wraps some driver errors in its StorageInternalError
             again = is_dropped(exc) or any(
                 isinstance(cause, IntegrityError)
@@ -202,6 +209,7 @@ def _with_schema_retries(open_: Callable[[], Any]) -> Any:
             pause = next(pauses, None) if again else None
             if pause is None:
                 raise
+            retried = True
             time.sleep(random.uniform(0.5, 1.0) * pause)
 
 
