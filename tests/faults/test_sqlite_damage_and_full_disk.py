@@ -279,3 +279,30 @@ def test_a_real_small_disk(tmp_path, write_spec):
     finally:
         if subprocess.run(["umount", str(disk)], capture_output=True).returncode != 0:
             subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def _mount_read_only(source: Path, target: Path) -> None:
+    target.mkdir()
+    if subprocess.run(["mount", "--bind", str(source), str(target)], capture_output=True).returncode != 0:
+        pytest.skip("cannot bind-mount here (needs root); read-only media cannot be simulated")
+    remount = subprocess.run(["mount", "-o", "remount,bind,ro", str(target)], capture_output=True)
+    if remount.returncode != 0:
+        subprocess.run(["umount", str(target)], capture_output=True)
+        pytest.skip("cannot remount read-only here")
+
+
+@pytest.mark.slow
+def test_a_study_on_read_only_media_can_be_read_but_not_run(tmp_path, write_spec, run_cli):
+    spec = write_spec({"sampler": {"name": "random"}, "budget": {"n_trials": 3}})
+    # Its own process, as a user's run: the last connection to close folds the WAL into the file.
+    subprocess.run([sys.executable, "-m", "tuner", "run", str(spec), "-q"], check=True, timeout=300)
+    media = tmp_path / "media"
+    _mount_read_only(spec.parent, media)
+    try:
+        shown = run_cli("show", "tiny", "--storage", media / "tuner.db")
+        assert shown.code == 0 and "3 complete" in shown.out, shown.err
+        ran = run_cli("run", spec, "--storage", media / "tuner.db", "--n-trials", "5", "-q")
+        assert ran.code == 1 and "is on read-only media" in ran.err and "Traceback" not in ran.err
+    finally:
+        if subprocess.run(["umount", str(media)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(media)], capture_output=True)

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 import sqlite3
 import time
@@ -27,7 +28,7 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalRedisBackend
 
 from tuner import _optuna
-from tuner.errors import StorageError, did_you_mean
+from tuner.errors import StorageError, StorageUnavailable, did_you_mean
 from tuner.store._integrity import opening, quick_check, refuse_damaged, watch
 from tuner.store._retry import POLICY, RetryingJournalStorage, RetryingRDBStorage, causes, is_dropped
 from tuner.store._urls import file_of, kind_of, redact, scrub
@@ -162,6 +163,14 @@ def _sqlite(url: str, heartbeat: Heartbeat | None) -> optuna.storages.BaseStorag
             f"cannot open storage {url}: folder {str(path.parent)!r} does not exist. Create it or point "
             "`storage` (or --storage) at an existing folder."
         )
+    if path.is_file() and _on_read_only_media(path):
+        if heartbeat is not None:  # a run or a worker: it would write trials
+            raise StorageUnavailable(
+                f"the SQLite storage file {path} is on read-only media: it can be read (`tuner show`, `export`, "
+                "`report`) but trials cannot be written to it. Copy it to a writable folder and point `storage` "
+                "(or --storage) at the copy to go on with the study."
+            )
+        return _read_only_sqlite(path)
     refuse_damaged(path, timeout=_SQLITE_BUSY_TIMEOUT_S)
     with opening(path):
         # WAL lets readers work while a study writes; it is a property of the file, so set it once
@@ -175,6 +184,27 @@ def _sqlite(url: str, heartbeat: Heartbeat | None) -> optuna.storages.BaseStorag
         _set_sqlite_connection_modes(storage)
     watch(storage.engine, path)
     return storage
+
+
+def _on_read_only_media(path: Path) -> bool:
+    """The file sits on a file system mounted read-only (a DVD, a read-only share, a snapshot)."""
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # no statvfs (Windows): open as usual
+        return False
+
+
+def _read_only_sqlite(path: Path) -> optuna.storages.BaseStorage:
+    """A study on read-only media, opened to be read (``tuner show``, ``export``, ``report``).
+
+    SQLite needs to create a WAL file's shared-memory index even to read it, unless told the file
+    is immutable, which it is on read-only media. A study copied while a run had it open comes
+    with its ``-wal`` and ``-shm`` files, which SQLite then reads as they are (immutable would
+    ignore the WAL's trials).
+    """
+    with_wal = Path(f"{path}-wal").is_file() and Path(f"{path}-shm").is_file()
+    url = f"sqlite:///file:{path}?mode=ro{'' if with_wal else '&immutable=1'}&uri=true"
+    return _rdb(url, {"connect_args": {"timeout": _SQLITE_BUSY_TIMEOUT_S}}, None)
 
 
 def _with_schema_retries(open_: Callable[[], Any]) -> Any:
