@@ -54,11 +54,6 @@ def test_a_silent_remote_workers_trial_goes_stale_then_is_failed_and_retried_onc
 
 @pytest.mark.slow
 def test_a_trial_no_worker_named_itself_on_is_lost_after_the_grace_period(backend, study_on):
-    if backend.rdb:
-        pytest.skip(
-            "RDB storages go by Optuna's heartbeat table, where a trial without a heartbeat row is never stale "
-            "(`tuner doctor --older-than` repairs it)"
-        )
     study = study_on("fast", n_trials=3)
     tuner.run_study(study.spec, n_trials=1, heartbeat=FAST_BEATS)
     # A worker asks for a trial and dies before its first beat: the trial carries no worker at all.

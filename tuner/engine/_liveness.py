@@ -176,15 +176,19 @@ class Pulse:
 def stale_trial_ids(stored: StoredStudy, settings: Heartbeat | None) -> set[int]:
     """RUNNING trials whose last heartbeat is older than the grace period.
 
-    On RDB storages that is Optuna's own check (trials without a heartbeat record are never
-    stale); on journal storages a trial without a beat yet counts from its start.
+    On RDB storages that is Optuna's own check, plus trials that no worker named itself on within
+    the grace period: its worker died between creating the trial and naming itself, or a
+    dropped connection made it create one trial twice (store/_retry.py). On journal storages a
+    trial without a beat yet counts from its start.
     """
-    if rdb_heartbeat(stored.storage):
-        return _optuna.stale_trial_ids(stored.storage, stored.study_id)
-    if settings is None or not isinstance(stored.storage, optuna.storages.JournalStorage):
-        return set()
+    rdb = rdb_heartbeat(stored.storage)
+    if settings is None or not (rdb or isinstance(stored.storage, optuna.storages.JournalStorage)):
+        return _optuna.stale_trial_ids(stored.storage, stored.study_id) if rdb else set()
     cutoff = time.time() - settings.grace
     running = stored.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    if rdb:
+        unnamed = {_optuna.trial_id(t) for t in running if schema.WORKER not in t.system_attrs and _beat(t) < cutoff}
+        return _optuna.stale_trial_ids(stored.storage, stored.study_id) | unnamed
     return {_optuna.trial_id(t) for t in running if _beat(t) < cutoff}
 
 
