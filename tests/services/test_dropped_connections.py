@@ -1,8 +1,8 @@
 """The database administrator ends every connection of a running study, again and again: the run
 reconnects and finishes its budget, with no trial failed, lost or counted twice.
 
-Connections are ended from the test (``pg_terminate_backend``, MariaDB's ``KILL``) every half
-second for the whole run, so some land between queries (the pool's pre-ping replaces those)
+Connections are ended from the test (``pg_terminate_backend``, MariaDB's ``KILL``) every second
+for the whole run, so some land between queries (the pool's pre-ping replaces those)
 and some in the middle of one (the storage's retry policy, store/_retry.py, makes the call again).
 The last trials wait until enough rounds have ended connections, so the run cannot finish first.
 """
@@ -71,7 +71,7 @@ def ending_connections(kind: str, url: str) -> Iterator[list[int]]:
     stop = threading.Event()
 
     def loop() -> None:
-        while not stop.wait(0.5):
+        while not stop.wait(1.0):
             rounds.append(end())
 
     thread = threading.Thread(target=loop, daemon=True)
