@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner.errors import StorageDamaged, StorageUnavailable
+from tuner.store._retry import causes
 
 # SQLite's primary result codes; extended codes keep them in the low byte.
 _SQLITE_CORRUPT = 11
@@ -78,7 +79,7 @@ def translate(path: Path, exc: BaseException) -> StorageUnavailable | None:
     A file without SQLite's header is not taken for a damaged one: more likely the wrong file was
     named (notes, a CSV), which the open reports as such.
     """
-    for cause in _chain(exc):
+    for cause in causes(exc):
         if isinstance(cause, sqlite3.DatabaseError) and _is_damage(cause):
             return StorageDamaged(
                 f"the SQLite storage file {path} is damaged ({cause}). The operation that ran into the damage was "
@@ -148,7 +149,7 @@ def opening(path: Path) -> Iterator[None]:
 
 
 def _nothing_written(path: Path, exc: BaseException) -> StorageUnavailable:
-    reason = next((str(c) for c in _chain(exc) if isinstance(c, sqlite3.Error | OSError)), str(exc))
+    reason = next((str(c) for c in causes(exc) if isinstance(c, sqlite3.Error | OSError)), str(exc))
     return StorageUnavailable(
         f"the disk holding {path} is full ({reason}): it has no room even for a new study's empty tables. The "
         "files tuner had just created for it were removed again, so nothing was written. Free some space, or point "
@@ -184,15 +185,3 @@ def _code(exc: sqlite3.Error) -> int:
     code = int(getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
     # An error raised by Python code (a wrapper, a test's fault injection) has no code, only SQLite's text.
     return code or next((c for text, c in _CODE_OF_MESSAGE.items() if text in str(exc)), 0)
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        # `raise … from None` means the error before it is no longer the story.
-        current = (
-            current.__cause__ if current.__cause__ is not None or current.__suppress_context__ else current.__context__
-        )

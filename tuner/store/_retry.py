@@ -97,7 +97,10 @@ def causes(exc: BaseException) -> Iterator[BaseException]:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         yield current
-        current = current.__cause__ or current.__context__
+        # `raise … from None` means the error before it is no longer the story.
+        current = (
+            current.__cause__ if current.__cause__ is not None or current.__suppress_context__ else current.__context__
+        )
 
 
 # Texts of a connection that was open and then ended (by an administrator, a failover, a restart),
