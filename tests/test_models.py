@@ -273,3 +273,14 @@ def test_detecting_a_boosting_estimator_imports_no_boosting_library():
         "assert not {'xgboost', 'lightgbm'} & set(sys.modules), sorted({'xgboost', 'lightgbm'} & set(sys.modules))"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("entry", [e for e in all_entries() if e.knobs], ids=lambda e: e.name)
+def test_every_regularisation_knob_is_a_parameter_of_the_models_default_space(entry) -> None:
+    params = set(entry.classifier_space) | set(entry.regressor_space)
+    missing = [k.param for k in entry.knobs if k.param not in params]
+    assert not missing, f"{entry.name}: knobs {missing} are not in its default space"
+
+
+def test_every_catalog_model_knows_its_regularisation_knobs() -> None:
+    assert [e.name for e in all_entries() if not e.knobs and not e.as_given] == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 from tuner.models import _boosting, _linear, _neighbors, _svm, _trees
 from tuner.models._registry import (
     IterationHook,
+    Knob,
     ModelEntry,
     add_entry,
     all_entries,
@@ -31,6 +32,7 @@ for _module in (_linear, _trees, _boosting, _neighbors, _svm):
 __all__ = [
     "STEPS",
     "IterationHook",
+    "Knob",
     "ModelEntry",
     "all_entries",
     "cat",

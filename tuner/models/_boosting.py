@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tuner.models._registry import IterationHook, ModelEntry, flt, integer
+from tuner.models._registry import IterationHook, Knob, ModelEntry, flt, integer
 
 
 def _hgb(kind: str) -> Any:
@@ -137,6 +137,32 @@ _LGBM_SPACE = {
     "reg_alpha": flt(1e-8, 10.0, log=True),
 }
 
+_LEARNING_RATE = Knob("learning_rate", "lower", "smaller steps per tree")
+_HGB_KNOBS = (
+    Knob("l2_regularization", "higher", "L2 penalty on leaf values"),
+    Knob("min_samples_leaf", "higher", "rows a leaf needs"),
+    Knob("max_leaf_nodes", "lower", "leaves per tree"),
+    _LEARNING_RATE,
+)
+_XGB_KNOBS = (
+    Knob("max_depth", "lower", "tree depth"),
+    Knob("min_child_weight", "higher", "weight a leaf needs"),
+    Knob("reg_lambda", "higher", "L2 penalty on leaf weights"),
+    Knob("reg_alpha", "higher", "L1 penalty on leaf weights"),
+    Knob("subsample", "lower", "share of rows per tree"),
+    Knob("colsample_bytree", "lower", "share of columns per tree"),
+    _LEARNING_RATE,
+)
+_LGBM_KNOBS = (
+    Knob("num_leaves", "lower", "leaves per tree"),
+    Knob("min_child_samples", "higher", "rows a leaf needs"),
+    Knob("reg_lambda", "higher", "L2 penalty on leaf weights"),
+    Knob("reg_alpha", "higher", "L1 penalty on leaf weights"),
+    Knob("subsample", "lower", "share of rows per tree"),
+    Knob("colsample_bytree", "lower", "share of columns per tree"),
+    _LEARNING_RATE,
+)
+
 ENTRIES = [
     ModelEntry(
         name="hist_gradient_boosting",
@@ -148,6 +174,7 @@ ENTRIES = [
         handles_missing=True,
         iterations=IterationHook("max_iter", "sklearn"),
         starts=_HGB_STARTS,
+        knobs=_HGB_KNOBS,
     ),
     ModelEntry(
         name="xgboost",
@@ -159,6 +186,7 @@ ENTRIES = [
         handles_missing=True,
         iterations=IterationHook("n_estimators", "xgboost"),
         starts=_XGB_STARTS,
+        knobs=_XGB_KNOBS,
     ),
     ModelEntry(
         name="lightgbm",
@@ -171,5 +199,6 @@ ENTRIES = [
         requires="lightgbm",
         iterations=IterationHook("n_estimators", "lightgbm"),
         starts=_LGBM_STARTS,
+        knobs=_LGBM_KNOBS,
     ),
 ]

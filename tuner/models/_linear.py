@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tuner.models._registry import ModelEntry, cat, flt
+from tuner.models._registry import Knob, ModelEntry, cat, flt
 
 
 def _logistic(**params: Any) -> Any:
@@ -36,6 +36,7 @@ ENTRIES = [
         classifier=_logistic,
         classifier_space={"C": flt(1e-4, 1e3, log=True), "class_weight": cat(None, "balanced")},
         scale=True,
+        knobs=(Knob("C", "lower", "inverse L2 strength"),),
     ),
     ModelEntry(
         name="ridge",
@@ -43,6 +44,7 @@ ENTRIES = [
         regressor=_ridge,
         regressor_space={"alpha": flt(1e-4, 1e3, log=True)},
         scale=True,
+        knobs=(Knob("alpha", "higher", "L2 penalty"),),
     ),
     ModelEntry(
         name="elastic_net",
@@ -50,5 +52,6 @@ ENTRIES = [
         regressor=_elastic_net,
         regressor_space={"alpha": flt(1e-4, 10.0, log=True), "l1_ratio": flt(0.0, 1.0)},
         scale=True,
+        knobs=(Knob("alpha", "higher", "L1 + L2 penalty"),),
     ),
 ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tuner.models._registry import ModelEntry, cat, integer
+from tuner.models._registry import Knob, ModelEntry, cat, integer
 
 
 def _knn(kind: str) -> Any:
@@ -30,5 +30,6 @@ ENTRIES = [
         classifier_space=_SPACE,
         regressor_space=_SPACE,
         scale=True,
+        knobs=(Knob("n_neighbors", "higher", "neighbours averaged"),),
     )
 ]

@@ -42,6 +42,17 @@ class IterationHook:
 
 
 @dataclass(frozen=True)
+class Knob:
+    """A regularisation knob of a catalog model: moving ``param`` towards ``simpler`` ("higher" or
+    "lower") makes the model simpler (fights overfitting); the other way adds capacity (fights
+    underfitting). ``tuner diagnose`` and the report turn a flag into a step on these."""
+
+    param: str
+    simpler: Literal["higher", "lower"]
+    what: str
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     """One catalog model.
 
@@ -63,6 +74,8 @@ class ModelEntry:
     iterations: IterationHook | None = None
     # Known-good configurations tried first by a new study (see tuner.search.known_good).
     starts: tuple[Mapping[str, Any], ...] = ()
+    # The regularisation knobs, strongest first (see Knob).
+    knobs: tuple[Knob, ...] = ()
     # An estimator handed in from Python (TunerSearchCV, `run_study(model=...)`): tuned exactly as
     # given, without the catalog's seeding, preprocessing, calibration or scaling (a boosting
     # estimator still gets its library's iteration hook, so the spec's `early_stopping` applies).

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tuner.models._registry import ModelEntry, cat, flt
+from tuner.models._registry import Knob, ModelEntry, cat, flt
 
 
 def _svc(**params: Any) -> Any:
@@ -38,5 +38,6 @@ ENTRIES = [
         classifier_space={**_KERNEL, "class_weight": cat(None, "balanced")},
         regressor_space={**_KERNEL, "epsilon": flt(1e-3, 1.0, log=True)},
         scale=True,
+        knobs=(Knob("C", "lower", "inverse L2 strength"), Knob("gamma", "lower", "RBF kernel width (inverse)")),
     )
 ]

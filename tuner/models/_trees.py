@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tuner.models._registry import ModelEntry, cat, flt, integer
+from tuner.models._registry import Knob, ModelEntry, cat, flt, integer
 
 _COMMON = {
     "n_estimators": integer(50, 400, log=True),
@@ -16,6 +16,13 @@ _COMMON = {
     "min_samples_leaf": integer(1, 20, log=True),
     "max_features": flt(0.1, 1.0),
 }
+
+
+_KNOBS = (
+    Knob("max_depth", "lower", "tree depth"),
+    Knob("min_samples_leaf", "higher", "rows a leaf needs"),
+    Knob("max_features", "lower", "share of features per split"),
+)
 
 
 def _factory(name: str) -> Any:
@@ -36,6 +43,7 @@ ENTRIES = [
         regressor=_factory(f"{cls}Regressor"),
         classifier_space={**_COMMON, "class_weight": cat(None, "balanced", "balanced_subsample")},
         regressor_space=_COMMON,
+        knobs=_KNOBS,
     )
     for key, cls, text in (
         ("random_forest", "RandomForest", "Random forest (bagged deep trees)"),
