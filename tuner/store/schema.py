@@ -74,6 +74,11 @@ FEASIBLE = "feasible"  # only in studies with constraints
 BEST_ITERATIONS = "best_iterations"  # per fold, when boosting stopped early
 FIDELITY_SCORES = "fidelity_scores"  # {level percent: mean score}, multi-fidelity screening
 LEARNING_CURVE_OF_TRIAL = "learning_curve"  # a trial's own curve, when a user stored one
+# Per-epoch losses of a network, per fold: [{"train_loss": [...], "val_loss": [...]}, ...]. The
+# validation loss is on the early-stopping split of the training fold, never the CV fold.
+EPOCH_CURVES = "epoch_curves"
+EPOCH_TRAIN_LOSS = "train_loss"
+EPOCH_VAL_LOSS = "val_loss"
 
 # --- trial user attributes: what happened to the trial --------------------------------------
 ERROR = "error"  # why it failed
