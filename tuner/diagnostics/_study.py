@@ -12,6 +12,7 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from tuner.diagnostics._curve import DEFAULT_SIZES, LearningCurve, check_sizes, learning_curve
+from tuner.diagnostics._dashboard import publish
 from tuner.diagnostics._remedies import Remedy, remedies
 from tuner.diagnostics._summary import DataSummary, summarize
 from tuner.setup import build
@@ -74,6 +75,7 @@ def diagnose(
     computed = learning_curve(context, context.params_of(best), sizes=sizes) if curve and best is not None else None
     if computed is not None and best is not None and store:
         study.set_user_attr(schema.LEARNING_CURVE, curve_attr(computed, best.number))
+        publish(study)  # the learning curve joins the figures optuna-dashboard shows
     if computed is not None:
         more_data: bool | None = computed.more_data_helps
     else:

@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 from rich.console import Console
 
 from tuner.data import Arrays
+from tuner.diagnostics import publish
 from tuner.engine._budget import Budget, counted
 from tuner.engine._dask import run_on_dask
 from tuner.engine._liveness import reap
@@ -273,6 +274,7 @@ def run_study(
     # as a success, with nothing learned and the error hidden in the storage.
     if guard.first_error is not None and not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         raise _nothing_completed(spec, guard)
+    publish(study)  # the diagnostics figures on the study page of optuna-dashboard
     return result
 
 
