@@ -107,20 +107,20 @@ def answers(
     )
     out: dict[Question, str] = {}
     out["overfitting"] = (
-        f"Yes, the best {scores}. {_steps_text(by_question['overfitting'])}"
+        f"Yes, the best {scores}. {_steps_text(by_question.get('overfitting'))}"
         if "overfit" in flags
         else f"No flag on the best {scores}."
     )
     out["underfitting"] = (
         f"Yes: the best trial's training {metric} ({_num(attrs.get(schema.TRAIN_MEAN))}) is low. "
-        f"{_steps_text(by_question['underfitting'])}"
+        f"{_steps_text(by_question.get('underfitting'))}"
         if "underfit" in flags
         else "No flag: the best trial fits its training rows."
     )
     if curve is None:
         out["more data"] = "Not measured: `tuner diagnose` draws the learning curve and answers it."
     elif "more data" in by_question:
-        out["more data"] = f"{curve.get(schema.CURVE_VERDICT, 'Likely.')} {_steps_text(by_question['more data'])}"
+        out["more data"] = f"{curve.get(schema.CURVE_VERDICT, 'Likely.')} {_steps_text(by_question.get('more data'))}"
     else:
         out["more data"] = str(curve.get(schema.CURVE_VERDICT, "Unlikely to help much."))
     if attrs.get(schema.GROUP_SCORES) is None:
@@ -134,7 +134,9 @@ def answers(
     return out
 
 
-def _steps_text(remedy: Remedy) -> str:
+def _steps_text(remedy: Remedy | None) -> str:
+    if remedy is None or not remedy.steps:
+        return ""
     return " Try: " + "; or ".join(s.text.rstrip(".") for s in remedy.steps) + "."
 
 
