@@ -223,17 +223,18 @@ def test_worst_group_chart_plots_the_overall_score_against_the_worst_group_when_
 
 
 def _two_objective_trials():
-    """Objective 0 (maximised) follows x, objective 1 (minimised) follows y."""
+    """Objective 0 (maximised) is high only where x is high, and its low end is set by y; objective 1
+    (minimised) is low only where y is low. Importances for the wrong direction of objective 0 rank y first."""
     trials = []
-    for i in range(24):
-        x, y = (i % 6) / 5, (i // 6) / 3
+    for i in range(100):
+        x, y = (i % 10) / 9, (i // 10) / 9
         start = datetime(2025, 1, 1) + timedelta(seconds=i)
         trials.append(
             FrozenTrial(
                 number=i,
                 state=TrialState.COMPLETE,
                 value=None,
-                values=[x + 0.01 * y, y + 0.01 * x],
+                values=[(1.0 if x > 0.85 else 0.0) + 0.01 * y, (0.0 if y < 0.15 else 1.0) + 0.01 * x],
                 datetime_start=start,
                 datetime_complete=start + timedelta(seconds=1),
                 params={"x": x, "y": y},

@@ -106,17 +106,28 @@ def _history(study: optuna.Study, snap: StudySnapshot) -> Figure | str:
     return vis.plot_optimization_history(study, target_name=_named(snap)[0])
 
 
+def _lower_is_better(snap: StudySnapshot, index: int) -> Callable[[optuna.trial.FrozenTrial], float]:
+    """Objective ``index`` oriented as Optuna's default importance evaluator (PED-ANOVA) reads a
+    target: lower is better, so a maximised objective is negated. Without this, importances of
+    a maximised objective would say what makes it *low*."""
+    sign = -1.0 if snap.directions[index] == "maximize" else 1.0
+    return lambda t: sign * t.values[index]
+
+
 def _importances(study: optuna.Study, snap: StudySnapshot) -> Figure | str:
     if not _varied_params(snap):
         return "no parameter took more than one value"
-    if snap.multi_objective:
-        # One set of importances per objective, each on its own values and named with its direction
-        # (Optuna plots every objective when given no target, named by the study's metric names).
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names(_named(snap))
-        return vis.plot_param_importances(study)
-    return vis.plot_param_importances(study, **_target(snap))
+    if not snap.multi_objective:
+        return vis.plot_param_importances(study, **_target(snap))  # the evaluator follows the study's direction
+    figure: Figure | None = None
+    with warnings.catch_warnings():
+        # The evaluator warns that it reads a target as "lower is better": each one here is oriented so.
+        warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes")
+        for index, name in enumerate(_named(snap)):
+            part = vis.plot_param_importances(study, target=_lower_is_better(snap, index), target_name=name)
+            figure = part if figure is None else figure.add_traces(part.data)
+    assert figure is not None
+    return figure
 
 
 def _parallel(study: optuna.Study, snap: StudySnapshot) -> Figure | str:
@@ -159,7 +170,10 @@ def _top_params(study: optuna.Study, snap: StudySnapshot) -> list[str]:
     if len(varied) <= _TOP_SLICES:
         return varied
     try:
-        ranked = get_param_importances(study, params=varied, target=_target(snap).get("target"))
+        target = _lower_is_better(snap, 0) if snap.multi_objective else None
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes")
+            ranked = get_param_importances(study, params=varied, target=target)
     except (ValueError, RuntimeError):
         return varied[:_TOP_SLICES]
     return list(ranked)[:_TOP_SLICES]
