@@ -19,9 +19,9 @@ from tuner.store import open_storage, schema
 
 SPEC = {
     "name": "dash",
-    "data": {"source": "sklearn:breast_cancer"},
+    "data": {"source": "sklearn:iris"},
     "model": "logistic",
-    "metric": "roc_auc",
+    "metric": "accuracy",
     "cv": {"scheme": "stratified", "folds": 3},
     "budget": {"n_trials": 2},
     "seed": 5,
@@ -83,19 +83,24 @@ def test_record_writes_diagnostics_and_note_in_one_sqlite_transaction(tmp_path):
     assert optuna_dashboard.get_note(trial) == note(stored, number=trial.number, metric="accuracy")
 
 
-def test_a_run_names_the_objectives_notes_every_trial_and_saves_the_gap_figure(tmp_path):
+@pytest.mark.parametrize(("objective", "names"), [("metric", ["accuracy"]), (["metric", "gap"], ["accuracy", "gap"])])
+def test_every_study_names_its_objectives_for_the_dashboard(objective, names):
+    result = run_study({**SPEC, "objective": objective, "budget": {"n_trials": 1}, "storage": "memory://"})
+    assert result.study.metric_names == names
+
+
+@pytest.mark.slow
+def test_a_run_notes_every_trial_and_saves_the_gap_figure_on_sqlite(tmp_path):
     run_study({**SPEC, "storage": str(tmp_path / "tuner.db")})
     storage = open_storage(sqlite_url(tmp_path))
     study = optuna.load_study(study_name="dash", storage=storage)
-    assert study.metric_names == ["roc_auc"]
+    assert study.metric_names == ["accuracy"]
     for frozen in study.trials:
         body = optuna_dashboard.get_note(optuna.Trial(study, trial_id(frozen)))
-        assert body == note(frozen.user_attrs, number=frozen.number, metric="roc_auc")
+        assert body == note(frozen.user_attrs, number=frozen.number, metric="accuracy")
         assert f"**gap** (train − validation) {frozen.user_attrs['gap']:.4g}" in body
     saved = storage.get_study_system_attrs(storage.get_study_id_from_name("dash"))
     assert any(key.startswith("dashboard:plot_data:tuner-gap-vs-validation:") for key in saved)
-    multi = run_study({**SPEC, "name": "two", "objective": ["metric", "gap"], "storage": str(tmp_path / "tuner.db")})
-    assert multi.study.metric_names == ["roc_auc", "gap"]
 
 
 def _hand_made_study() -> optuna.Study:

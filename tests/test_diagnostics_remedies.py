@@ -144,3 +144,24 @@ def test_answers_cover_the_four_questions(flags):
     assert said["overfitting"].startswith("Yes" if flags else "No")
     if flags:
         assert "lower max_depth" in said["overfitting"]
+
+
+def test_diagnose_cli_prints_the_remedies_of_an_overfitting_forest(tmp_path, run_cli, monkeypatch):
+    import json
+
+    from frames import classification, study_spec
+
+    monkeypatch.setenv("COLUMNS", "200")
+    classification(150, flip=0.2).to_csv(tmp_path / "rows.csv", index=False)
+    space = {"n_estimators": 10, "max_depth": 16, "min_samples_leaf": 1, "max_features": 1.0}
+    spec = study_spec("forest", "random_forest", space=space)
+    spec["data"]["source"] = "rows.csv"
+    (tmp_path / "study.yaml").write_text(json.dumps(spec))
+    assert run_cli("run", tmp_path / "study.yaml", "-q").code == 0
+    shown = run_cli("diagnose", tmp_path / "study.yaml", "--no-curve")
+    assert shown.code == 0, shown.err
+    assert "What to try next" in shown.out and "Overfitting: the best trial #0" in shown.out
+    assert "lower max_depth (tree depth, now 16)" in shown.out
+    assert "max_depth: {type: int, low: 8, high: 16}" in shown.out  # a fixed knob becomes a range
+    report = json.loads(run_cli("diagnose", tmp_path / "study.yaml", "--no-curve", "--json").out)
+    assert report["remedies"][0]["question"] == "overfitting"

@@ -374,7 +374,11 @@ def study_remedies(snap: StudySnapshot) -> tuple[Remedy, ...]:
         spec = load_spec(snap.spec)
     except TunerError:
         return ()  # not a tuner study, or a spec this version cannot read
-    knobs = get_model(spec.model).knobs if is_registered(spec.model) else ()
+    try:
+        # Only catalog entries have knobs; a custom `module:factory` is not imported for a report.
+        knobs = get_model(spec.model).knobs if is_registered(spec.model) else ()
+    except TunerError:
+        knobs = ()  # a catalog model whose library is not installed here
     curve = snap.learning_curve
     more_data = bool(curve.get(schema.CURVE_MORE_DATA_HELPS)) if curve else None
     task = str(snap.user_attrs.get(schema.TASK, "classification"))

@@ -38,7 +38,7 @@ from tuner.objective import make_objective
 from tuner.search import enqueue
 from tuner.setup import PythonData, StudyContext, build
 from tuner.spec import StudySpec, load_spec
-from tuner.store import DEFAULT_HEARTBEAT, Heartbeat, counts, is_server, resolve_url
+from tuner.store import DEFAULT_HEARTBEAT, MEMORY_URL, Heartbeat, counts, is_server, resolve_url
 from tuner.tracking import MLflowTracker, require_mlflow
 
 
@@ -274,7 +274,8 @@ def run_study(
     # as a success, with nothing learned and the error hidden in the storage.
     if guard.first_error is not None and not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         raise _nothing_completed(spec, guard)
-    publish(study)  # the diagnostics figures on the study page of optuna-dashboard
+    if url != MEMORY_URL:  # no dashboard can open a study held in this process's memory
+        publish(study)  # the diagnostics figures on the study page of optuna-dashboard
     return result
 
 
