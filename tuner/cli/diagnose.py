@@ -67,7 +67,7 @@ def diagnose(study: str, storage: str | None, sizes: tuple[float, ...], no_curve
 def _print_remedies(console: Console, report: StudyDiagnosis) -> None:
     if not report.remedies:
         return
-    console.print("What to try next (paste a snippet over the study file):", highlight=False)
+    console.print("\nWhat to try next (paste a snippet over the study file):", highlight=False)
     for remedy in report.remedies:
         console.print("\n".join(remedy.lines()), highlight=False, markup=False)
 

@@ -107,12 +107,12 @@ def answers(
     )
     out: dict[Question, str] = {}
     out["overfitting"] = (
-        f"Yes, the best {scores}. {_steps_text(by_question.get('overfitting'))}"
+        f"Yes, the best {scores}.{_steps_text(by_question.get('overfitting'))}"
         if "overfit" in flags
         else f"No flag on the best {scores}."
     )
     out["underfitting"] = (
-        f"Yes: the best trial's training {metric} ({_num(attrs.get(schema.TRAIN_MEAN))}) is low. "
+        f"Yes: the best trial's training {metric} ({_num(attrs.get(schema.TRAIN_MEAN))}) is low."
         f"{_steps_text(by_question.get('underfitting'))}"
         if "underfit" in flags
         else "No flag: the best trial fits its training rows."
@@ -120,13 +120,13 @@ def answers(
     if curve is None:
         out["more data"] = "Not measured: `tuner diagnose` draws the learning curve and answers it."
     elif "more data" in by_question:
-        out["more data"] = f"{curve.get(schema.CURVE_VERDICT, 'Likely.')} {_steps_text(by_question.get('more data'))}"
+        out["more data"] = f"{curve.get(schema.CURVE_VERDICT, 'Likely.')}{_steps_text(by_question.get('more data'))}"
     else:
         out["more data"] = str(curve.get(schema.CURVE_VERDICT, "Unlikely to help much."))
     if attrs.get(schema.GROUP_SCORES) is None:
         out["group gap"] = "Not measured: no groups are scored (set `fairness.groups`)."
     elif "group gap" in by_question:
-        out["group gap"] = f"{by_question['group gap'].finding} {_steps_text(by_question['group gap'])}"
+        out["group gap"] = f"{by_question['group gap'].finding}{_steps_text(by_question['group gap'])}"
     else:
         out["group gap"] = (
             f"No: the groups' scores differ by {_num(attrs.get(schema.GROUP_GAP))}, within the folds' spread."
@@ -137,7 +137,8 @@ def answers(
 def _steps_text(remedy: Remedy | None) -> str:
     if remedy is None or not remedy.steps:
         return ""
-    return " Try: " + "; or ".join(s.text.rstrip(".") for s in remedy.steps) + "."
+    texts = [s.text.rstrip(".").removeprefix("Or ").removeprefix("And ") for s in remedy.steps]
+    return " Try: " + "; or ".join([texts[0], *(t[:1].lower() + t[1:] for t in texts[1:])]) + "."
 
 
 def space_of(attrs: Mapping[str, Any]) -> dict[str, ParamSpec]:
