@@ -368,7 +368,8 @@ def _summary_html(snap: StudySnapshot) -> str:
         "storage": snap.storage,
         "model": row.model,
         "data": row.data,
-        "metric": f"{row.metric} ({row.direction})",
+        # Scikit-learn scorers are all higher-is-better; what the study optimises is the next row.
+        "metric": f"{row.metric} (higher is better)",
         "optimised": ", ".join(_named(snap)),
         "trials": ", ".join(f"{v} {k}" for k, v in snap.counts().items() if v) or "none",
         "best": display_cells(row)[5],
