@@ -103,6 +103,9 @@ class TunerSearchCV(MetaEstimatorMixin, BaseEstimator):
         random_state: Seeds the sampler, the folds and the trials; None draws one.
         callbacks: Called as ``callback(study, frozen_trial)`` after each trial (Optuna's form).
         max_failures: Stop after this many failed trials in a row.
+        final_choice: ``"robust"`` (default): ``best_params_`` is the best of the top trials
+            re-scored on extra CV repeats (an int ``cv`` only); ``"raw_max"``: the best single CV
+            score. A spec's ``final_choice`` mapping works too (see the README's "The final choice").
 
     Example:
         >>> search = TunerSearchCV(LogisticRegression(), {"C": {"type": "float", "low": 1e-3, "high": 10, "log": True}})
@@ -128,6 +131,7 @@ class TunerSearchCV(MetaEstimatorMixin, BaseEstimator):
         random_state: int | None = None,
         callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] | None = None,
         max_failures: int = 10,
+        final_choice: str | Mapping[str, Any] = "robust",
     ) -> None:
         self.estimator = estimator
         self.space = space
@@ -145,6 +149,7 @@ class TunerSearchCV(MetaEstimatorMixin, BaseEstimator):
         self.random_state = random_state
         self.callbacks = callbacks
         self.max_failures = max_failures
+        self.final_choice = final_choice
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -185,6 +190,7 @@ class TunerSearchCV(MetaEstimatorMixin, BaseEstimator):
                 "max_failures": self.max_failures,
             },
             "seed": seed,
+            "final_choice": dict(self.final_choice) if isinstance(self.final_choice, Mapping) else self.final_choice,
             # A user's estimator has no catalog starts; its own defaults are not a known-good point.
             "warm_start": {"known_good": False},
             "early_stopping": (

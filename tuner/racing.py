@@ -4,7 +4,9 @@ On data sets of a few hundred or thousand rows, the gaps between the best config
 smaller than the split-to-split noise of one k-fold CV, so the raw maximum is partly the luckiest
 trial. After the trials, :func:`race` takes the leader and the next trials (up to
 ``final_choice.candidates``) that it does not clearly beat on the study's own folds, and scores
-each on ``final_choice.repeats`` new shuffles of the same CV scheme (seeds
+each on ``final_choice.repeats`` new shuffles of the same CV scheme, all within a quarter of the
+cost of the study's complete trials (fewer candidates first, then fewer repeats; see
+:func:`tuner.store._choice.race_plan`) (seeds
 ``seed_for(seed, "race", repeat)``), through the one fit loop (:func:`tuner.cv.fit_and_score`).
 Every (candidate, repeat) is stored as soon as it is scored (study attribute
 ``schema.race_key(number)``), so an interrupted race resumes where it stopped and a finished one
@@ -34,7 +36,7 @@ from tuner.errors import TunerError
 from tuner.seeds import seed_for
 from tuner.setup import StudyContext
 from tuner.store import Choice, final_choice, schema
-from tuner.store._choice import candidates, fold_scores, ranked
+from tuner.store._choice import Settings, fold_scores, race_plan, ran, ranked
 
 # progress(done, total, trial number, repeat, seconds of the last step)
 Progress = Callable[[int, int, int, int, float], None]
@@ -67,17 +69,19 @@ def race(
         if attrs.get(schema.RACE_SKIPPED) != reason:
             study.set_user_attr(schema.RACE_SKIPPED, reason)
         return final_choice(study)
-    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
     order = ranked(trials, study.direction == optuna.study.StudyDirection.MAXIMIZE)
-    pool = candidates(order, config.candidates, spec.cv.folds)
-    if len(pool) < 2:
+    pool, repeats = race_plan(
+        order, ran(trials), Settings(config.method, config.candidates, config.repeats), spec.cv.folds
+    )
+    if not pool:
         return final_choice(study)
     if any(fold_scores(t) is None for t in pool):  # trials of an objective given in Python
         study.set_user_attr(schema.RACE_SKIPPED, _why_not(context, builtin=False))
         return final_choice(study)
     todo = [
         (trial, repeat)
-        for repeat in range(1, config.repeats + 1)
+        for repeat in range(1, repeats + 1)
         for trial in pool
         if str(repeat) not in _stored(attrs, trial.number)
     ]

@@ -28,6 +28,9 @@ from tuner.store._spec import spec_dict
 
 # A lead counts as real once it is this many standard errors of the difference.
 NOISE_SE = 2.0
+# The re-scoring costs at most this share of the study's trials (complete and pruned), counted in
+# full CVs: 40 trials allow 10 (candidate, repeat) CVs (5 candidates x 2 repeats), 8 trials 2.
+RACE_SHARE = 0.25
 # How the candidates' repeats combine into the score that names the winner (bench/robust_choice.py
 # measures the alternatives): "mean" of every fold of every repeat, the study's own CV included.
 RULES = ("mean", "fresh", "lcb")
@@ -82,7 +85,8 @@ class Choice:
     """The trial a study hands over and its uncertainty.
 
     ``status``: ``raced`` (candidates re-scored, the winner by the mean over every repeat),
-    ``clear`` (no other trial was within noise of the leader: nothing to re-score), ``pending``
+    ``clear`` (no other trial was within noise of the leader: nothing to re-score), ``small`` (too
+    few trials to re-score two candidates within :data:`RACE_SHARE` of their cost), ``pending``
     (not re-scored yet: the raw maximum until ``tuner run`` or ``tuner refit`` does it),
     ``skipped`` (cannot be re-scored, ``reason`` says why) or ``off`` (``final_choice: raw_max``).
     """
@@ -133,6 +137,9 @@ class Choice:
             return f"best mean over {self.repeats} CV repeats of the top candidates (final_choice: robust){moved}"
         if self.status == "clear":
             return "the raw maximum, clearly ahead of the other candidates (final_choice: robust)"
+        if self.status == "small":
+            share = f"{RACE_SHARE:.0%}"
+            return f"the raw maximum; too few trials to re-score candidates within {share} of their cost (final_choice: robust)"
         if self.status == "pending":
             return (
                 "the raw maximum; the top candidates are not re-scored yet (`tuner run` with the budget spent, or "
@@ -176,6 +183,11 @@ def ranked(trials: Sequence[FrozenTrial], maximize: bool) -> list[FrozenTrial]:
     return sorted(usable, key=lambda t: (sign * float(t.value), t.number))  # type: ignore[arg-type]
 
 
+def ran(trials: Sequence[FrozenTrial]) -> int:
+    """Trials that ran their CV, in full or until pruned (what the race's cost is measured against)."""
+    return sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+
+
 def fold_scores(trial: FrozenTrial) -> list[float] | None:
     scores = trial.user_attrs.get(schema.VAL_SCORES)
     if not isinstance(scores, list) or not scores or not all(isinstance(s, int | float) for s in scores):
@@ -206,6 +218,21 @@ def candidates(order: Sequence[FrozenTrial], limit: int, folds: int) -> list[Fro
     return pool
 
 
+def race_plan(
+    order: Sequence[FrozenTrial], n_trials: int, config: Settings, folds: int
+) -> tuple[list[FrozenTrial], int]:
+    """The candidates to re-score and on how many extra repeats, within :data:`RACE_SHARE` of the
+    study's ``n_trials`` (complete and pruned): as many candidates as fit first (the best raw
+    values), then repeats. Fewer than two candidates: nothing to race."""
+    pool = candidates(order, config.candidates, folds)
+    allowed = math.floor(RACE_SHARE * n_trials)
+    repeats = config.repeats
+    while repeats > 1 and allowed // repeats < len(pool):
+        repeats -= 1
+    pool = pool[: max(0, allowed // repeats)]
+    return (pool, repeats) if len(pool) >= 2 else ([], 0)
+
+
 def race_scores(attrs: dict[str, Any], number: int, repeats: int) -> list[list[float]] | None:
     """Trial ``number``'s fold scores on extra repeats 1..``repeats``, or None while one is missing."""
     stored = attrs.get(schema.race_key(number))
@@ -230,8 +257,9 @@ def study_folds(attrs: dict[str, Any]) -> int:
 def choose(
     trials: Sequence[FrozenTrial], attrs: dict[str, Any], *, maximize: bool, rule: str = DEFAULT_RULE
 ) -> Choice | None:
-    """The final choice of a single-objective study from its trials and study attributes, or None
-    before the first complete feasible trial with a finite value. Reads only; fits nothing."""
+    """The final choice of a single-objective study from its trials (complete and pruned) and study
+    attributes, or None before the first complete feasible trial with a finite value. Reads only;
+    fits nothing."""
     order = ranked(trials, maximize)
     if not order:
         return None
@@ -244,12 +272,14 @@ def choose(
     if schema.RACE_SKIPPED in attrs or not folds:
         reason = str(attrs.get(schema.RACE_SKIPPED) or "the objective is not the built-in CV's metric")
         return _plain(raw, order, "skipped", folds, config.method, reason=reason)
-    pool = candidates(order, config.candidates, folds)
-    if len(pool) == 1:
+    if len(candidates(order, config.candidates, folds)) == 1:
         return _plain(raw, order, "clear", folds, config.method)
+    pool, repeats = race_plan(order, ran(trials), config, folds)
+    if not pool:
+        return _plain(raw, order, "small", folds, config.method)
     scores: dict[int, list[list[float]]] = {}
     for trial in pool:
-        extra = race_scores(attrs, trial.number, config.repeats)
+        extra = race_scores(attrs, trial.number, repeats)
         own = fold_scores(trial)
         if extra is None or own is None:
             return _plain(raw, order, "pending", folds, config.method)
@@ -270,7 +300,7 @@ def choose(
         mean=statistics.fmean(everything),
         se=corrected_se(everything, folds),
         n_scores=len(everything),
-        repeats=1 + config.repeats,
+        repeats=1 + repeats,
         runner_up=runner.number,
         lead=statistics.fmean(diffs),
         se_diff=corrected_se(diffs, folds),

@@ -184,7 +184,7 @@ def final_choice(study: optuna.Study) -> Choice | None:
     complete feasible trial with a finite value, and for several objectives (their Pareto front stands)."""
     if len(study.directions) > 1:
         return None
-    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
     return choose(trials, study.user_attrs, maximize=study.direction == optuna.study.StudyDirection.MAXIMIZE)
 
 
