@@ -198,3 +198,17 @@ def test_best_and_show_print_the_choice_and_its_uncertainty(write_spec, run_cli)
     assert "Final choice: trial #" in shown.out
     payload = json.loads(run_cli("best", spec, "--json").out)
     assert payload["choice"]["trial"] == payload["best_trial"]["number"]
+
+
+def test_refit_races_a_study_whose_choice_is_pending(write_spec, monkeypatch):
+    # As after trials run by `tuner worker` alone: nothing re-scored them.
+    import tuner.engine._run
+
+    monkeypatch.setattr(tuner.engine._run, "race", lambda *args, **kwargs: None)
+    spec = write_spec(SPEC)
+    result = tuner.run_study(spec)
+    assert result.choice.status == "pending"
+    monkeypatch.undo()
+    refit = tuner.refit_best(spec, out=None)
+    choice = final_choice(result.study)
+    assert choice.status == "raced" and refit.card["study"]["trial"] == choice.trial.number

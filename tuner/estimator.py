@@ -42,7 +42,7 @@ from tuner.engine import run_study
 from tuner.errors import DataError, SearchFitError, SpecError, TooManyFailures
 from tuner.final import final_estimator
 from tuner.setup import PythonData
-from tuner.store import schema
+from tuner.store import final_choice, schema
 
 # What `fit` names a study when no `study_name` is given; a fresh name for every fit.
 _NAME_PREFIX = "tuner-search"
@@ -256,7 +256,9 @@ class TunerSearchCV(MetaEstimatorMixin, BaseEstimator):
         self.multimetric_ = False
         shown = [t for t in self.trials_ if t.user_attrs.get(schema.VAL_SCORES) is not None]
         self.cv_results_ = _cv_results(shown, self.n_splits_, context.params_of)
-        best = result.best_trial
+        # The study's final choice (see tuner.racing), read from the copy that outlives a parallel fit's storage.
+        choice = final_choice(self.study_)
+        best = None if choice is None else choice.trial
         if best is None:
             raise SpecError(f"{spec['name']}: no trial completed with a finite score; see `study_.trials`.")
         self.best_index_ = next(i for i, t in enumerate(shown) if t.number == best.number)
