@@ -206,14 +206,25 @@ def report(rows: list[dict[str, Any]]) -> None:
             f"{r['cv_value']['raw']:8.4f} {r['heldout']['raw']:11.4f} {r['heldout']['robust']:11.4f} "
             f"{r['test']['raw']:8.4f} {r['test']['robust']:8.4f} {r['race_cpu'] / r['trials_cpu']:15.2f}"
         )
-    print("\nChoice rule vs raw maximum (mean difference over studies ± SE; positive = better than raw):")
-    print(f"{'rule':8} {'held-out CV diff':>20} {'test diff':>20} {'changed':>8} {'extra fits':>10}")
+    groups = {
+        "classification": [r for r in rows if not r["metric"].startswith("neg_")],
+        "regression (-RMSE)": [r for r in rows if r["metric"].startswith("neg_")],
+    }
+    print("\nChoice rule vs raw maximum: mean difference over studies ± SE (positive = better than raw),")
+    print("wins/ties/losses against raw on the held-out CV score, studies whose choice changed, extra fits:")
+    print(
+        f"{'rule':8} {'studies':20} {'held-out CV diff':>20} {'test diff':>20} {'W/T/L':>9} {'changed':>8} {'fits':>6}"
+    )
     for name in ["raw", *RULES]:
-        cv = [r["heldout"][name] - r["heldout"]["raw"] for r in rows]
-        test = [r["test"][name] - r["test"]["raw"] for r in rows]
-        changed = sum(r["chosen"][name] != r["chosen"]["raw"] for r in rows)
-        fits = statistics.fmean(r["fits"][name] for r in rows)
-        print(f"{name:8} {mean_se(cv):>20} {mean_se(test):>20} {changed:>8} {fits:10.1f}")
+        for group, members in groups.items():
+            if not members:
+                continue
+            cv = [r["heldout"][name] - r["heldout"]["raw"] for r in members]
+            test = [r["test"][name] - r["test"]["raw"] for r in members]
+            wtl = f"{sum(d > 0 for d in cv)}/{sum(d == 0 for d in cv)}/{sum(d < 0 for d in cv)}"
+            changed = sum(r["chosen"][name] != r["chosen"]["raw"] for r in members)
+            fits = statistics.fmean(r["fits"][name] for r in members)
+            print(f"{name:8} {group:20} {mean_se(cv):>20} {mean_se(test):>20} {wtl:>9} {changed:>8} {fits:6.1f}")
     ratio = [r["race_cpu"] / r["trials_cpu"] for r in rows]
     total_race = sum(r["race_cpu"] for r in rows)
     total_trials = sum(r["trials_cpu"] for r in rows)
@@ -221,8 +232,12 @@ def report(rows: list[dict[str, Any]]) -> None:
         f"\nCPU: racing {total_race:.0f} s against the studies' {total_trials:.0f} s "
         f"({total_race / total_trials:.1%}); per study median {statistics.median(ratio):.1%}, max {max(ratio):.1%}"
     )
-    optimism = [r["cv_value"]["raw"] - r["heldout"]["raw"] for r in rows]
-    print(f"Winner's curse: raw maximum's CV score minus its held-out CV score {mean_se(optimism)}")
+    for group, members in groups.items():
+        if members:
+            optimism = [r["cv_value"]["raw"] - r["heldout"]["raw"] for r in members]
+            print(
+                f"Winner's curse, {group}: the raw maximum's CV score minus its held-out CV score {mean_se(optimism)}"
+            )
 
 
 def main() -> None:

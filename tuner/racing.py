@@ -5,7 +5,7 @@ smaller than the split-to-split noise of one k-fold CV, so the raw maximum is pa
 trial. After the trials, :func:`race` takes the leader and the next trials (up to
 ``final_choice.candidates``) that it does not clearly beat on the study's own folds, and scores
 each on ``final_choice.repeats`` new shuffles of the same CV scheme, all within a quarter of the
-cost of the study's complete trials (fewer candidates first, then fewer repeats; see
+cost of the study's trials (fewer candidates first, then fewer repeats; see
 :func:`tuner.store._choice.race_plan`) (seeds
 ``seed_for(seed, "race", repeat)``), through the one fit loop (:func:`tuner.cv.fit_and_score`).
 Every (candidate, repeat) is stored as soon as it is scored (study attribute

@@ -222,14 +222,15 @@ def race_plan(
     order: Sequence[FrozenTrial], n_trials: int, config: Settings, folds: int
 ) -> tuple[list[FrozenTrial], int]:
     """The candidates to re-score and on how many extra repeats, within :data:`RACE_SHARE` of the
-    study's ``n_trials`` (complete and pruned): as many candidates as fit first (the best raw
-    values), then repeats. Fewer than two candidates: nothing to race."""
+    study's ``n_trials`` (complete and pruned). Short of that, fewer candidates first (the best raw
+    values stay), then fewer repeats: bench/robust_choice.py found a second repeat worth more than
+    the 4th and 5th candidates. Fewer than two candidates: nothing to race."""
     pool = candidates(order, config.candidates, folds)
     allowed = math.floor(RACE_SHARE * n_trials)
     repeats = config.repeats
-    while repeats > 1 and allowed // repeats < len(pool):
+    while repeats > 1 and allowed // repeats < 2:
         repeats -= 1
-    pool = pool[: max(0, allowed // repeats)]
+    pool = pool[: allowed // repeats]
     return (pool, repeats) if len(pool) >= 2 else ([], 0)
 
 
