@@ -117,21 +117,37 @@ def mean_se(values: list[float]) -> str:
 
 
 def report(rows: list[dict[str, Any]]) -> None:
-    print(f"\n{len(rows)} task x seed pairs; differences to `none` (mean ± SE), positive = better")
-    head = ["pruner", "fits", "pruned", "trials@cpu", "CV@40", "held@40", "robust@40", "CV@cpu", "held@cpu"]
+    groups = {
+        "classification": [r for r in rows if not r["task"].startswith("diabetes")],
+        "regression (-RMSE)": [r for r in rows if r["task"].startswith("diabetes")],
+    }
+    print(f"\n{len(rows)} task x seed pairs; differences to `none` (mean ± SE), positive = better;")
+    print("W/T/L: studies whose held-out score at equal trials (raw maximum) is above/equal/below `none`'s")
+    head = ["pruner", "studies", "fits", "pruned", "trials@cpu", "CV@40", "held@40", "W/T/L", "robust@40", "CV@cpu"]
+    head.append("held@cpu")
     print(" | ".join(f"{h:>15}" for h in head))
     for name in PRUNERS:
-        by = [r["by"][name] for r in rows]
-        base = [r["by"]["none"] for r in rows]
-        cells = [
-            name,
-            f"{statistics.fmean(b['fits'] / n['fits'] for b, n in zip(by, base, strict=True)):.2f}",
-            f"{statistics.fmean(b['pruned'] for b in by):.1f}",
-            f"{statistics.fmean(b['trials_at_cpu'] for b in by):.1f}",
-        ]
-        for key in ("cv40", "held40", "robust40", "cvcpu", "heldcpu"):
-            cells.append(mean_se([b[key] - n[key] for b, n in zip(by, base, strict=True)]))
-        print(" | ".join(f"{c:>15}" for c in cells))
+        for group, members in groups.items():
+            if not members:
+                continue
+            by = [r["by"][name] for r in members]
+            base = [r["by"]["none"] for r in members]
+            held = [b["held40"] - n["held40"] for b, n in zip(by, base, strict=True)]
+            cells = [
+                name,
+                group,
+                f"{statistics.fmean(b['fits'] / n['fits'] for b, n in zip(by, base, strict=True)):.2f}",
+                f"{statistics.fmean(b['pruned'] for b in by):.1f}",
+                f"{statistics.fmean(b['trials_at_cpu'] for b in by):.1f}",
+                mean_se([b["cv40"] - n["cv40"] for b, n in zip(by, base, strict=True)]),
+                mean_se(held),
+                f"{sum(d > 0 for d in held)}/{sum(d == 0 for d in held)}/{sum(d < 0 for d in held)}",
+            ]
+            for key in ("robust40", "cvcpu", "heldcpu"):
+                cells.append(mean_se([b[key] - n[key] for b, n in zip(by, base, strict=True)]))
+            print(" | ".join(f"{c:>15}" for c in cells))
+    cpu = {name: sum(r["by"][name]["cpu"] for r in rows) for name in PRUNERS}
+    print("\nCPU of the 40 trials against `none`: " + ", ".join(f"{n} {c / cpu['none']:.2f}" for n, c in cpu.items()))
     print("\nPer task (held-out at equal trials, raw maximum / robust choice; at equal CPU):")
     for r in rows:
         cells = [f"{n}: {b['held40']:.4f}/{b['robust40']:.4f}/{b['heldcpu']:.4f}" for n, b in r["by"].items()]

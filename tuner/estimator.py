@@ -84,8 +84,9 @@ class TunerSearchCV(MetaEstimatorMixin, BaseEstimator):
         timeout: Seconds after which no new trial starts.
         sampler: An Optuna sampler name (``tpe``, ``random``, ``cmaes``, ``gp``, ``qmc``, ``grid``)
             or a spec's ``sampler`` mapping (``{"name": "tpe", "options": {...}}``).
-        pruner: A pruner name (``median``, ``percentile``, ``successive_halving``, ``hyperband``,
-            ``wilcoxon``, ``none``) or a spec's ``pruner`` mapping; trials are pruned between folds.
+        pruner: A pruner name (``percentile``, the default: the bottom quarter; ``median``,
+            ``successive_halving``, ``hyperband``, ``wilcoxon``, ``none``) or a spec's ``pruner``
+            mapping; trials are pruned between folds.
         storage: An Optuna storage URL or path that keeps the study (``tuner show``, ``compare``,
             ``report`` and the dashboard read it); default: in memory.
         study_name: The stored study's name; with a storage, a second ``fit`` resumes it. Default:
@@ -122,7 +123,7 @@ class TunerSearchCV(MetaEstimatorMixin, BaseEstimator):
         n_trials: int = 50,
         timeout: float | None = None,
         sampler: str | Mapping[str, Any] = "tpe",
-        pruner: str | Mapping[str, Any] = "median",
+        pruner: str | Mapping[str, Any] = "percentile",
         storage: str | None = None,
         study_name: str | None = None,
         n_jobs: int = 1,
