@@ -328,7 +328,7 @@ def given_plan(spec: StudySpec, dataset: Dataset, folds: Sequence[Split]) -> CVP
         splits.append((train_rows, val_rows))
     if not splits:
         raise SpecError(f"{spec.label}, argument 'cv': the splitter gave no splits; give one with at least 2.")
-    return CVPlan(scheme=resolve_scheme(spec.cv, dataset), splits=tuple(splits))
+    return CVPlan(scheme=resolve_scheme(spec.cv, dataset), splits=tuple(splits), given=True)
 
 
 def _check_model_name(spec: StudySpec) -> None:

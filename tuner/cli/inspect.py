@@ -13,10 +13,10 @@ from tuner.cli.common import fmt_value, locate, out, out_path_option, storage_op
 from tuner.outputs import file_in, output_file
 from tuner.store import (
     EXPORT_FORMATS,
-    best_trial,
     counts,
     export_parquet,
     export_trials,
+    final_choice,
     is_feasible,
     list_studies,
     load_study,
@@ -77,6 +77,11 @@ def show(study: str, storage: str | None, top: int) -> None:
         + ", ".join(f"{by_state[k]} {k}" for k in ("complete", "pruned", "fail", "running", "waiting") if by_state[k]),
         highlight=False,
     )
+    choice = final_choice(loaded)
+    if choice is not None:
+        console.print(f"Final choice: trial #{choice.trial.number}", highlight=False)
+        for line in choice.lines(str(metric)):
+            console.print(line, highlight=False, soft_wrap=True)
     refit = loaded.user_attrs.get(schema.REFIT_MODEL)
     if isinstance(refit, dict):
         console.print(
@@ -150,12 +155,14 @@ def best(study: str, storage: str | None, as_json: bool) -> None:
     if len(loaded.directions) > 1:
         _print_pareto(loaded, as_json)
         return
-    trial = best_trial(loaded)
+    choice = final_choice(loaded)
+    trial = None if choice is None else choice.trial
     if as_json:
         record = trial_record(trial) if trial else None
-        click.echo(json.dumps({"study": name, "best_trial": record}, indent=2, allow_nan=False))
+        payload = {"study": name, "best_trial": record, "choice": choice.as_dict() if choice else None}
+        click.echo(json.dumps(payload, indent=2, allow_nan=False))
         return
-    if trial is None:
+    if choice is None or trial is None:
         click.echo(f"Study {name} has no complete trial with a finite value yet.")
         return
     metric = loaded.user_attrs.get(schema.METRIC, "value")
@@ -165,6 +172,8 @@ def best(study: str, storage: str | None, as_json: bool) -> None:
     scores = trial.user_attrs.get(schema.VAL_SCORES)
     if scores:
         click.echo("  fold scores: " + ", ".join(fmt_value(s) for s in scores))
+    for line in choice.lines(str(metric)):
+        click.echo(line)
     for line in _diagnostics_lines(trial):
         click.echo(line)
 

@@ -15,7 +15,7 @@ from tuner.cv._early_stopping import (
     stopping_split,
 )
 from tuner.cv._fit import FoldResult, fit_and_score
-from tuner.cv._plan import CVPlan, Split, make_plan, order_folds, resolve_scheme
+from tuner.cv._plan import CVPlan, Split, make_plan, order_folds, resolve_scheme, resplit
 from tuner.cv._records import FoldLog, FoldScores
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "order_folds",
     "plan_for",
     "resolve_scheme",
+    "resplit",
     "stopping_plan",
     "stopping_split",
 ]

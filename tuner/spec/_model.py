@@ -35,6 +35,7 @@ from tuner.spec._names import (
     BALANCE_KEY,
     BALANCE_MODES,
     CV_SCHEMES,
+    FINAL_CHOICE_METHODS,
     IMPUTE_STRATEGIES,
     MULTI_FIDELITY_PRUNERS,
     PIPELINE_STEPS,
@@ -192,7 +193,9 @@ class SamplerSpec(_Frozen):
 
 
 class PrunerSpec(_Frozen):
-    name: str = "median"
+    # Pruning only the bottom quarter kept the winners median pruning lost and most of its savings
+    # (docs/benchmarks.md, "Pruning that pays").
+    name: str = "percentile"
     fidelity: Fidelity = Field(
         default="folds",
         description="What a pruning step measures: `folds` (CV folds, default), or for successive_halving/hyperband "
@@ -373,6 +376,23 @@ class WarmStartSpec(_Frozen):
     known_good: bool = Field(default=True, description="Start with the catalog model's known-good configurations.")
 
 
+class FinalChoiceSpec(_Frozen):
+    """How the study's final trial is chosen once its budget is spent (see :mod:`tuner.racing`)."""
+
+    method: str = Field(
+        default="robust",
+        description="`robust`: re-score the top candidates on extra CV repeats (new shuffles) and choose by the "
+        "mean over every repeat; `raw_max`: the trial with the best score on the study's one CV.",
+    )
+    candidates: int = Field(default=5, ge=2, description="How many of the top trials are re-scored (at most).")
+    repeats: int = Field(default=2, ge=1, description="Extra CV repeats each candidate is re-scored on.")
+
+    @field_validator("method")
+    @classmethod
+    def _check_method(cls, value: str) -> str:
+        return _check_choice("final choice", value, FINAL_CHOICE_METHODS)
+
+
 _TargetInput = str | dict[str, float | dict[str, float]]
 _OBJECTIVE_INPUT = _TargetInput | list[_TargetInput] | None
 
@@ -418,6 +438,10 @@ class StudySpec(_Frozen):
     )
     warm_start: WarmStartSpec = Field(
         default=WarmStartSpec(), description="A list of earlier study names, or `{studies: [...], top: 3}`."
+    )
+    final_choice: FinalChoiceSpec = Field(
+        default=FinalChoiceSpec(),
+        description="`robust` (default) or `raw_max`, or `{method: robust, candidates: 5, repeats: 2}`.",
     )
     spec_path: SkipJsonSchema[Path | None] = Field(default=None, exclude=True)
     # How load_spec named the source in its errors (the path as given); kept for later errors.
@@ -466,6 +490,11 @@ class StudySpec(_Frozen):
         if isinstance(value, str):
             return {"studies": [value]}
         return {"studies": value} if isinstance(value, list | tuple) else value
+
+    @field_validator("final_choice", mode="before")
+    @classmethod
+    def _final_choice_shorthand(cls, value: Any) -> Any:
+        return {"method": value} if isinstance(value, str) else value
 
     @field_validator("sampler", "pruner", mode="before")
     @classmethod

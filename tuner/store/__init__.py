@@ -5,6 +5,7 @@ stored spec, the read side, and the one study-reference resolver.
 from __future__ import annotations
 
 from tuner.store import schema
+from tuner.store._choice import Choice
 from tuner.store._open import (
     DEFAULT_HEARTBEAT,
     Check,
@@ -27,6 +28,7 @@ from tuner.store._read import (
     counts,
     export_parquet,
     export_trials,
+    final_choice,
     is_feasible,
     list_studies,
     load_study,
@@ -59,6 +61,7 @@ __all__ = [
     "FINISHED",
     "MEMORY_URL",
     "Check",
+    "Choice",
     "Heartbeat",
     "Kind",
     "StoredStudy",
@@ -73,6 +76,7 @@ __all__ = [
     "export_parquet",
     "export_trials",
     "file_of",
+    "final_choice",
     "is_feasible",
     "is_server",
     "is_spec_file",

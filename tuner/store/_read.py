@@ -20,6 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 import tuner.store.schema as schema
 from tuner.errors import TunerError
+from tuner.store._choice import Choice, choose
 from tuner.store._open import load_stored, open_existing
 from tuner.store._spec import spec_dict
 from tuner.store._urls import redact
@@ -172,14 +173,19 @@ def read_study(name: str, url: str) -> StudySnapshot:
 
 
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
-    """The best feasible COMPLETE trial with a finite value, or None (always None for several objectives)."""
+    """The study's final choice (see :func:`final_choice`), or None (always None for several objectives)."""
+    choice = final_choice(study)
+    return None if choice is None else choice.trial
+
+
+def final_choice(study: optuna.Study) -> Choice | None:
+    """The trial a single-objective study hands over, with its uncertainty (:mod:`tuner.store._choice`):
+    the best mean over the re-scored candidates' CV repeats, or the raw maximum; None before the first
+    complete feasible trial with a finite value, and for several objectives (their Pareto front stands)."""
     if len(study.directions) > 1:
         return None
-    try:
-        trial = study.best_trial
-    except ValueError:
-        return None
-    return trial if trial.value is not None and math.isfinite(trial.value) else None
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    return choose(trials, study.user_attrs, maximize=study.direction == optuna.study.StudyDirection.MAXIMIZE)
 
 
 def trial_record(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:

@@ -24,6 +24,18 @@ OBJECTIVES = "tuner:objectives"  # human names of the objectives, e.g. ["roc_auc
 BASELINE = "tuner:baseline"  # validation score of a constant model on the same folds
 LEARNING_CURVE = "tuner:learning_curve"  # written by `tuner diagnose`
 REFIT_MODEL = "tuner:refit_model"  # written by `tuner refit`
+# The final choice (tuner.racing): a candidate's scores on extra CV repeats, one key per trial,
+# {"<repeat>": [validation score per fold]} with repeats 1, 2, ... (repeat 0 is the trial's own
+# `val_scores`). On the study, not the trial: Optuna refuses to change a finished trial.
+RACE_PREFIX = "tuner:race:"
+# Why the candidates cannot be re-scored (custom objective, time series, ...): the raw maximum stands.
+RACE_SKIPPED = "tuner:race_skipped"
+
+
+def race_key(number: int) -> str:
+    """The study attribute holding trial ``number``'s extra CV repeats."""
+    return f"{RACE_PREFIX}{number}"
+
 
 # Fields of a learning curve (LEARNING_CURVE, or a trial's own LEARNING_CURVE_OF_TRIAL): the best
 # trial's number, the metric, the training sizes and per size the mean train score and the fold
