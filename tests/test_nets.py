@@ -272,3 +272,18 @@ def test_the_example_specs_validate_with_epoch_pruning(name, run_cli, request):
     context = build(tuner.load_spec(path))
     assert context.pruning.by_epoch and context.pruning.epochs_per_fold in (30, 40)
     assert context.stopping is not None and context.stopping.rounds == 10  # 1198 training rows: auto is on
+
+
+def test_a_report_names_the_epoch_steps_of_a_stored_network_study(write_spec, tmp_path):
+    from tuner.report._html import _intermediate
+    from tuner.setup import stored_epoch_cap
+    from tuner.store import read_study
+
+    spec = write_spec({"model": "mlp", "space": {**_MLP, "max_iter": 3}, "budget": {"n_trials": 1}, "pruner": "median"})
+    result = tuner.run_study(spec)
+    snap = read_study("tiny", f"sqlite:///{tmp_path / 'tuner.db'}")
+    assert stored_epoch_cap(snap.spec) == 3
+    assert stored_epoch_cap({**snap.spec, "model": "logistic"}) == 0
+    figure = _intermediate(result.study, snap)
+    assert figure.layout.xaxis.title.text == "fold × 3 + epoch (step)"
+    assert figure.layout.yaxis.title.text == "validation loss on the stopping rows (negated)"

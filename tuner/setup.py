@@ -33,12 +33,12 @@ from tuner.cv import (
     stopping_plan,
 )
 from tuner.data import Arrays, Dataset, check_groups, load_dataset, make_preprocessor, scoring_groups
-from tuner.errors import SpecError, did_you_mean, unknown_text
+from tuner.errors import CatalogError, SpecError, did_you_mean, unknown_text
 from tuner.metrics import Metric, check_metric, default_metric, get_metric
 from tuner.models import ModelEntry, entry_for, get_model, in_pipeline, is_registered, make_step, model_names
 from tuner.search import FULL, Space, levels, merge, pruner_defaults, suggest
 from tuner.seeds import seed_for
-from tuner.spec import StudySpec
+from tuner.spec import ParamSpec, StudySpec, expand_shorthand
 from tuner.targets import check as check_targets
 from tuner.targets import directions
 
@@ -434,6 +434,25 @@ def epoch_cap(model: ModelEntry, space: Mapping[str, Any], example: Any) -> int:
     return 0
 
 
+def stored_epoch_cap(spec: Mapping[str, Any]) -> int:
+    """:func:`epoch_cap` of a stored spec (a dict, as a report reads it): 0 for a model that does not
+    train by epoch, is not installed, or whose space no longer parses."""
+    name = str(spec.get("model", ""))
+    if not is_registered(name):
+        return 0
+    try:
+        model = get_model(name)
+        raw = (spec.get("space") or {}).get(model.epochs.param) if model.epochs else None
+        space = (
+            {}
+            if raw is None or model.epochs is None
+            else {model.epochs.param: ParamSpec.model_validate(expand_shorthand(raw))}
+        )
+        return epoch_cap(model, space, _example_estimator(model, model.tasks[0]))
+    except (CatalogError, ValueError):
+        return 0
+
+
 def _score_groups(spec: StudySpec, dataset: Dataset) -> np.ndarray | None:
     """The labels per-group scores use, checked before any trial runs (None when there are none).
 
@@ -480,4 +499,5 @@ __all__ = [
     "epoch_cap",
     "given_plan",
     "pruning_plan",
+    "stored_epoch_cap",
 ]
