@@ -40,7 +40,7 @@ class Objective(Protocol):
 
 
 class CVObjective:
-    """Cross-validated targets of one parameter set, reported fold by fold for pruning."""
+    """Cross-validated targets of one parameter set, reported fold by fold (a network: epoch by epoch) for pruning."""
 
     def __init__(self, context: StudyContext) -> None:
         self.context = context
