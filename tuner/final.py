@@ -119,17 +119,18 @@ def _params(context: StudyContext, trial: FrozenTrial) -> dict[str, Any]:
 
 
 def _iterations(context: StudyContext, params: dict[str, Any], attrs: dict[str, Any]) -> dict[str, Any] | None:
-    """Boosting models stop early in each fold and record the best iteration counts (trial attribute
-    ``best_iterations``); the refit on all rows uses their mean instead of the searched cap."""
+    """Boosting models and networks stop early in each fold and record the best iteration (epoch)
+    counts (trial attribute ``best_iterations``); the refit on all rows uses their mean instead of
+    the searched cap."""
     counts = attrs.get(schema.BEST_ITERATIONS)
     if not isinstance(counts, list) or not counts:
         return None
     values = [c for c in counts if isinstance(c, int | float) and not isinstance(c, bool) and c > 0]
     if not values:
         return None
-    # The catalog entry's fidelity hook names the iteration parameter; custom models are assumed
-    # to follow scikit-learn's ensembles when they tune `n_estimators`.
-    hook = context.model.iterations
+    # The catalog entry's fidelity (or epoch) hook names the iteration parameter; custom models are
+    # assumed to follow scikit-learn's ensembles when they tune `n_estimators`.
+    hook = context.model.iterations or context.model.epochs
     param = hook.param if hook is not None else ("n_estimators" if "n_estimators" in params else None)
     if param is None:
         return None
@@ -145,7 +146,8 @@ def _no_early_stopping(estimator: Any) -> None:
     current = final.get_params(deep=False)
     if current.get("early_stopping_rounds") is not None:  # XGBoost
         final.set_params(early_stopping_rounds=None)
-    if "max_iter" in current and current.get("early_stopping", False) is not False:  # HistGradientBoosting
+    # HistGradientBoosting, and scikit-learn's perceptron (the `mlp` catalog model)
+    if "max_iter" in current and current.get("early_stopping", False) is not False:
         final.set_params(early_stopping=False)
 
 

@@ -42,6 +42,16 @@ class IterationHook:
 
 
 @dataclass(frozen=True)
+class EpochHook:
+    """A catalog network's epoch hook: the parameter that caps its epochs (``max_iter``,
+    ``max_epochs``). Its estimator trains one epoch at a time (:class:`tuner.models.EpochModel`), so
+    :func:`tuner.cv.fit_and_score` measures the losses of every epoch, stops early, and lets the
+    pruner stop the trial between epochs."""
+
+    param: str
+
+
+@dataclass(frozen=True)
 class Knob:
     """A regularisation knob of a catalog model: moving ``param`` towards ``simpler`` ("higher" or
     "lower") makes the model simpler (fights overfitting); the other way adds capacity (fights
@@ -69,9 +79,14 @@ class ModelEntry:
     regressor_space: Mapping[str, ParamSpec] = field(default_factory=dict)
     scale: bool = False
     handles_missing: bool = False
+    # The extra that installs the model (`pip install 'tuner[<requires>]'`), and the modules it
+    # needs (default: the module of that name).
     requires: str | None = None
+    modules: tuple[str, ...] = ()
     # Fidelity hook: the boosting-iteration parameter and how its library stops early.
     iterations: IterationHook | None = None
+    # Networks trained epoch by epoch (see EpochHook).
+    epochs: EpochHook | None = None
     # Known-good configurations tried first by a new study (see tuner.search.known_good).
     starts: tuple[Mapping[str, Any], ...] = ()
     # The regularisation knobs, strongest first (see Knob).
@@ -92,7 +107,9 @@ class ModelEntry:
 
     @property
     def available(self) -> bool:
-        return self.requires is None or importlib.util.find_spec(self.requires) is not None
+        if self.requires is None:
+            return True
+        return all(importlib.util.find_spec(module) is not None for module in self.modules or (self.requires,))
 
     def factory(self, task: Task) -> Factory:
         factory = self.classifier if task == "classification" else self.regressor

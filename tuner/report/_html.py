@@ -35,7 +35,7 @@ from tuner.diagnostics import answers, study_remedies
 from tuner.errors import ReportError
 from tuner.outputs import file_in, output_file
 from tuner.report._compare import display_cells, duration, fmt_number, number, row_of
-from tuner.setup import PruningPlan
+from tuner.setup import PruningPlan, stored_epoch_cap
 from tuner.store import StudySnapshot, schema
 
 _TOP_SLICES = 4
@@ -149,7 +149,11 @@ def _intermediate(study: optuna.Study, snap: StudySnapshot) -> Figure | str:
     figure = vis.plot_intermediate_values(study)
     pruner = snap.spec.get("pruner") or {}
     plan = PruningPlan.of(
-        str(pruner.get("fidelity", "folds")), str(pruner.get("name", "median")), multi_objective=snap.multi_objective
+        str(pruner.get("fidelity", "folds")),
+        str(pruner.get("name", "median")),
+        multi_objective=snap.multi_objective,
+        epochs_per_fold=stored_epoch_cap(snap.spec),
+        maximize=snap.directions[:1] != ("minimize",),
     )
     steps, values = plan.axis_titles(snap.metric)
     figure.update_layout(xaxis_title=steps, yaxis_title=values)

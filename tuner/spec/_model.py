@@ -284,15 +284,18 @@ class AugmentSpec(_Frozen):
 
 
 class EarlyStoppingSpec(_Frozen):
-    """Early stopping of boosting models in each fold, on a split of the fold's training rows."""
+    """Early stopping of boosting models and networks in each fold, on a split of the fold's training rows."""
 
     enabled: bool | Literal["auto"] = Field(
         default="auto",
-        description="Stop boosting models early (no effect on other models); `auto`: when the training folds "
+        description="Stop boosting models and networks early (no effect on other models); `auto`: when the training folds "
         "have at least `min_rows` rows (on smaller data the held-out rows cost more than stopping saves).",
     )
     min_rows: int = Field(default=1000, ge=1, description="Training rows per fold from which `auto` stops early.")
     rounds: int = Field(default=25, ge=1, description="Stop after this many iterations without improvement.")
+    epoch_rounds: int = Field(
+        default=10, ge=1, description="Networks (mlp, torch_mlp): stop after this many epochs without improvement."
+    )
     fraction: float = Field(
         default=0.1, gt=0, lt=0.5, description="Share of each training fold held out to decide when to stop."
     )
