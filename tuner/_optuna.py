@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -458,7 +459,13 @@ def _rdb_trials(
 
 def _local(stamp: datetime | None) -> datetime | None:
     # Optuna stores naive UTC and hands out naive local time (models.TrialModel.datetime_start).
-    return None if stamp is None else stamp.replace(tzinfo=UTC).astimezone().replace(tzinfo=None)
+    if stamp is None or _LOCAL_IS_UTC:
+        return stamp
+    return stamp.replace(tzinfo=UTC).astimezone().replace(tzinfo=None)
+
+
+# Most servers run on UTC, where the conversion above changes nothing and costs the most of a read.
+_LOCAL_IS_UTC = time.timezone == 0 and time.altzone == 0 and time.daylight == 0
 
 
 def pareto_trials(trials: Sequence[FrozenTrial], directions: Sequence[StudyDirection]) -> list[FrozenTrial]:

@@ -201,6 +201,11 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
         """Several user attributes of a trial in one transaction (a trial's diagnostics)."""
         _optuna.write_user_attrs(self, trial_id, attrs)
 
+    @_retrying
+    def read_trials(self, study_id: int, **options: Any) -> list[optuna.trial.FrozenTrial]:
+        """Trials read with plain SQL (:func:`tuner._optuna.rdb_trials`, the same options)."""
+        return _optuna.rdb_trials(self, study_id, **options)
+
 
 @_with_retries
 class RetryingJournalStorage(optuna.storages.JournalStorage):
