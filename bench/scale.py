@@ -182,8 +182,9 @@ def _trial(template: optuna.trial.FrozenTrial, number: int, rng: random.Random) 
     return trial
 
 
-def run(argv: list[str], cwd: Path) -> tuple[float, float]:
-    """Wall seconds and peak resident MB of one subprocess; its output is dropped (errors are shown)."""
+def run(argv: list[str], cwd: Path) -> tuple[float, float, str]:
+    """Wall seconds, peak resident MB and the last line of stderr of one subprocess; its output is
+    dropped (errors are shown)."""
     start = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -192,7 +193,7 @@ def run(argv: list[str], cwd: Path) -> tuple[float, float]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n{stderr}")
-    return elapsed, usage.ru_maxrss / 1024
+    return elapsed, usage.ru_maxrss / 1024, (stderr.strip().splitlines() or [""])[-1]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -227,17 +228,19 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"tuner from {Path(tuner_module.__file__).parent.parent}; study {db} ({args.trials} trials)")
     print(f"median of {args.repeats} run(s) per row; each row a fresh subprocess (start-up included)")
-    measured: dict[str, tuple[float, float]] = {}
+    measured: dict[str, tuple[float, float, str]] = {}
     for label, command in rows.items():
         runs = [run(command, out) for _ in range(args.repeats)]
-        measured[label] = (statistics.median(r[0] for r in runs), max(r[1] for r in runs))
+        note = runs[-1][2] if label.startswith("raw") else ""
+        measured[label] = (statistics.median(r[0] for r in runs), max(r[1] for r in runs), note)
         print(f"  {label}: {measured[label][0]:.2f} s", file=sys.stderr, flush=True)
     base = measured["raw get_trials"][0]
     print()
-    print("| command | wall s | peak RSS MB | ratio to raw get_trials |")
-    print("| --- | ---: | ---: | ---: |")
-    for label, (seconds, rss) in measured.items():
-        print(f"| {label} | {seconds:.2f} | {rss:.0f} | {seconds / base:.2f}× |")
+    print("| command | wall s | peak RSS MB | ratio to raw get_trials | note |")
+    print("| --- | ---: | ---: | ---: | --- |")
+    for label, (seconds, rss, note) in measured.items():
+        print(f"| {label} | {seconds:.2f} | {rss:.0f} | {seconds / base:.2f}× | {note} |")
+    print("\nraw rows: the whole subprocess (import, load_study, the call); the note is the call alone.")
     return 0
 
 
