@@ -13,7 +13,8 @@ comes here:
   heartbeat table itself (``trial_heartbeats``) for ``tuner doctor``;
 - the private storage calls through which Optuna's cache of an RDB storage reaches the database
   (``_get_trials``, ``_create_new_trial``, ...), which ``tuner`` retries on a dropped connection;
-- several trial user attributes in one RDB transaction (``optuna.storages._rdb``), and the
+- several trial user attributes in one RDB transaction (``optuna.storages._rdb``), with the study
+  system attributes that carry the trial's optuna-dashboard note (``Study._study_id``), and the
   storage behind a study a user hands in (``Study._storage``, ``_CachedStorage._backend``);
 - trials read straight from Optuna's RDB tables (``trials``, ``trial_values``, ``trial_params``,
   ``trial_user_attributes``, ``trial_system_attributes``, ``trial_intermediate_values``) with
@@ -50,6 +51,7 @@ PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
     ("optuna.Trial", "_cached_frozen_trial"),
     ("optuna.trial.FrozenTrial", "_trial_id"),
     ("optuna.Study", "_storage"),
+    ("optuna.Study", "_study_id"),
     ("optuna.Study", "_get_trials"),
     ("optuna.Study", "_thread_local"),
     ("optuna.Study", "_stop_flag"),
@@ -62,11 +64,12 @@ PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
     ("optuna.storages.RDBStorage", "_set_trial_attr_without_commit"),
     ("optuna.storages._rdb.storage", "_create_scoped_session"),
     ("optuna.storages._rdb.models", "TrialUserAttributeModel"),
+    ("optuna.storages._rdb.models", "TrialModel"),
+    ("optuna.storages._rdb.models", "StudySystemAttributeModel"),
     ("optuna.storages._rdb.models", "BaseModel"),
     ("RDB schema", "trial_heartbeats(trial_id, heartbeat)"),
     ("RDB schema", "trials, trial_values, trial_params, trial_user_attributes, trial_system_attributes, ..."),
     ("module", "optuna.storages._rdb.storage"),
-    ("optuna.storages._rdb.models", "TrialModel"),
     ("optuna.storages._rdb.models", "TrialValueModel"),
     ("optuna.storages._rdb.models", "TrialParamModel"),
     ("optuna.storages._rdb.models", "TrialSystemAttributeModel"),
@@ -190,38 +193,61 @@ def _as_datetime(value: Any) -> Any:
     return parsed.replace(tzinfo=None)
 
 
-def set_user_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
+def set_user_attrs(
+    trial: optuna.Trial, attrs: Mapping[str, Any], *, study_system_attrs: Mapping[str, Any] | None = None
+) -> None:
     """Store several user attributes of a running trial, in one transaction on RDB storages.
 
     Optuna commits each ``set_user_attr`` on its own; on the default SQLite storage the ten or so
     attributes of a trial's diagnostics then cost more CPU than fitting a small model. One
-    transaction writes the same rows, all of them or (on any error) none. Other storages get one
-    ``set_user_attr`` per key. Raises what ``set_user_attr`` raises, e.g.
-    ``UpdateFinishedTrialError`` when a peer has finished the trial.
+    transaction writes the same rows, all of them or (on any error) none. ``study_system_attrs``
+    (a trial's optuna-dashboard note, which the dashboard reads from the study) go into the same
+    transaction. Other storages get one ``set_user_attr`` (``set_study_system_attr``) per key.
+    Raises what ``set_user_attr`` raises, e.g. ``UpdateFinishedTrialError`` when a peer has
+    finished the trial.
     """
     backend = getattr(trial.storage, "_backend", trial.storage)
     write = getattr(backend, "set_trial_user_attrs", None)  # tuner's storages retry it (store/_retry.py)
+    extra = dict(study_system_attrs or {})
     if write is not None:
-        write(trial._trial_id, attrs)
+        write(trial._trial_id, attrs, **({"study_system_attrs": extra} if extra else {}))
     elif isinstance(backend, optuna.storages.RDBStorage):
-        write_user_attrs(backend, trial._trial_id, attrs)
+        write_user_attrs(backend, trial._trial_id, attrs, study_system_attrs=extra)
     else:
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
+        for key, value in extra.items():
+            trial.storage.set_study_system_attr(trial.study._study_id, key, value)
         return
     # What Trial.set_user_attr keeps in step, so trial.user_attrs shows them in this process too.
     trial._cached_frozen_trial.user_attrs.update(attrs)
 
 
-def write_user_attrs(storage: optuna.storages.RDBStorage, trial_id: int, attrs: Mapping[str, Any]) -> None:
-    """Write user attributes of trial ``trial_id`` in one transaction of an RDB storage."""
+def write_user_attrs(
+    storage: optuna.storages.RDBStorage,
+    trial_id: int,
+    attrs: Mapping[str, Any],
+    *,
+    study_system_attrs: Mapping[str, Any] | None = None,
+) -> None:
+    """Write user attributes of trial ``trial_id`` (and system attributes of its study) in one
+    transaction of an RDB storage."""
     # Start-up time: only RDB storages need these (and SQLAlchemy with them).
-    from optuna.storages._rdb.models import TrialUserAttributeModel
+    from optuna.storages._rdb.models import StudySystemAttributeModel, TrialModel, TrialUserAttributeModel
     from optuna.storages._rdb.storage import _create_scoped_session
 
     with _create_scoped_session(storage.scoped_session) as session:
         for key, value in attrs.items():
             storage._set_trial_attr_without_commit(session, TrialUserAttributeModel, trial_id, key, value)
+        if study_system_attrs:
+            study_id = TrialModel.find_or_raise_by_id(trial_id, session).study_id
+            for key, value in study_system_attrs.items():
+                # What RDBStorage.set_study_system_attr does, without its own commit.
+                row = session.query(StudySystemAttributeModel).filter_by(study_id=study_id, key=key).one_or_none()
+                if row is None:
+                    session.add(StudySystemAttributeModel(study_id=study_id, key=key, value_json=json.dumps(value)))
+                else:
+                    row.value_json = json.dumps(value)
 
 
 def create_missing_indexes(storage: optuna.storages.RDBStorage) -> None:

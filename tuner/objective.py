@@ -100,7 +100,7 @@ class CVObjective:
         spec = self.context.spec
         if best_iterations:  # one storage write for every fold fitted so far
             trial.set_user_attr(schema.BEST_ITERATIONS, list(best_iterations))
-        record(trial, log, baseline=self.context.baseline, messages=messages)
+        record(trial, log, baseline=self.context.baseline, messages=messages, metric=self.context.metric.name)
         if spec.constraints.items():
             trial.set_user_attr(schema.FEASIBLE, targets.set_constraints(trial, spec.constraints, log))
         values = targets.evaluate(spec.objective.targets, log)

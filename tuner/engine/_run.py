@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 from rich.console import Console
 
 from tuner.data import Arrays
+from tuner.diagnostics import publish
 from tuner.engine._budget import Budget, counted
 from tuner.engine._dask import run_on_dask
 from tuner.engine._liveness import reap
@@ -37,7 +38,7 @@ from tuner.objective import make_objective
 from tuner.search import enqueue
 from tuner.setup import PythonData, StudyContext, build
 from tuner.spec import StudySpec, load_spec
-from tuner.store import DEFAULT_HEARTBEAT, Heartbeat, counts, is_server, resolve_url
+from tuner.store import DEFAULT_HEARTBEAT, MEMORY_URL, Heartbeat, counts, is_server, resolve_url
 from tuner.tracking import MLflowTracker, require_mlflow
 
 
@@ -273,6 +274,8 @@ def run_study(
     # as a success, with nothing learned and the error hidden in the storage.
     if guard.first_error is not None and not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         raise _nothing_completed(spec, guard)
+    if url != MEMORY_URL:  # no dashboard can open a study held in this process's memory
+        publish(study)  # the diagnostics figures on the study page of optuna-dashboard
     return result
 
 

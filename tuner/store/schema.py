@@ -99,3 +99,13 @@ DIAGNOSTICS = (
     GROUP_GAP,
     FLAGS,
 )
+
+# --- optuna-dashboard's study system attributes, in its own format --------------------------
+# A trial's markdown note: its version and its text in chunks of DASHBOARD_NOTE_CHUNK characters
+# (optuna_dashboard._note; tests/test_diagnostics_dashboard.py checks that optuna_dashboard.get_note
+# reads back what tuner writes). `trial_id` is the storage's id of the trial, not its number.
+DASHBOARD_NOTE_VERSION = "dashboard:{trial_id}:note_ver"
+DASHBOARD_NOTE_TEXT = "dashboard:{trial_id}:note_str:{index}"
+DASHBOARD_NOTE_CHUNK = 2045
+# Ids of the study-level figures tuner saves with optuna_dashboard.save_plotly_graph_object.
+DASHBOARD_FIGURES = ("tuner-gap-vs-validation", "tuner-group-scores", "tuner-learning-curve", "tuner-epoch-curves")
