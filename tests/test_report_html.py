@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import optuna
@@ -192,6 +193,24 @@ def test_png_export_names_the_browser_when_it_fails(monkeypatch, tmp_path):
     monkeypatch.setattr(pio, "write_images", no_browser)
     with pytest.raises(ReportError, match=r"kaleido needs Chrome or Chromium.*BROWSER_PATH"):
         write_pngs([], [tmp_path / "x.png"])
+
+
+def test_a_sampled_study_says_so_on_each_chart_of_many_trials_and_in_its_header():
+    snap = _diagnosed_snapshot()
+    whole = replace(snap.summary(), counts={"complete": 25, "pruned": 5, "fail": 0, "running": 0, "waiting": 0})
+    content = build_plots(replace(snap, whole=whole))
+    notes = {p.key: p.note for p in content.plots}
+    assert notes["history"].startswith("Sampled: 3 of 30 trials plotted")
+    assert not notes["groups"].startswith("Sampled") and notes["learning_curve"] == "More data is likely to help."
+    page = render_html(replace(snap, whole=whole), content)
+    assert "3 of 30 trials, sampled" in page and "25 complete, 5 pruned" in page
+
+
+def test_the_report_of_a_stored_study_plots_at_most_max_trials(pruned_study, tmp_path, run_cli):
+    out = tmp_path / "sampled.html"
+    result = run_cli("report", pruned_study, "--out", out, "--max-trials", "3")
+    assert result.code == 0, result.err
+    assert "Sampled: 3 of 5 trials plotted" in out.read_text()
 
 
 def _snapshot(trials, directions=("maximize",), **attrs) -> StudySnapshot:

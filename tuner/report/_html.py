@@ -67,6 +67,7 @@ def build_plots(snap: StudySnapshot) -> ReportContent:
         content.skipped["all plots"] = "the study has no complete trial yet"
         return content
     study = snap.to_study()
+    sampled = _sample_note(snap)
     for key, title, make in _PLOTS:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -81,9 +82,25 @@ def build_plots(snap: StudySnapshot) -> ReportContent:
         result, verdict = result if isinstance(result, tuple) else (result, "")
         messages = sorted({str(w.message) for w in caught})
         note = "; ".join([verdict, *messages] if verdict else messages)[:1000]
+        if sampled and key not in _ONE_TRIAL:
+            note = f"{sampled} {note}".strip()
         result.update_layout(title=title)
         content.plots.append(Plot(key=key, title=title, figure=result, note=note))
     return content
+
+
+# Charts of one trial (the best), which a sample of the others does not change.
+_ONE_TRIAL = frozenset({"groups", "learning_curve"})
+
+
+def _sample_note(snap: StudySnapshot) -> str:
+    """What a chart of a sampled study says about its points ("" when every trial is plotted)."""
+    if not snap.sampled or snap.whole is None:
+        return ""
+    return (
+        f"Sampled: {len(snap.trials):,} of {snap.whole.n_trials:,} trials plotted (the best, every new best and "
+        "the top trials always; the rest evenly spread by state and trial number)."
+    )
 
 
 def _named(snap: StudySnapshot) -> list[str]:
@@ -380,6 +397,10 @@ def _summary_html(snap: StudySnapshot) -> str:
         "time": f"{duration(row.wall_seconds)} (mean {fmt_number(row.seconds_per_trial)} s per trial)",
         "created": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
+    if snap.sampled and snap.whole is not None:
+        facts["plotted"] = (
+            f"{len(snap.trials):,} of {snap.whole.n_trials:,} trials, sampled (`--max-trials 0` plots all)"
+        )
     refit = snap.refit_model
     if refit is not None:
         facts["refit model"] = (
@@ -433,7 +454,8 @@ def _flags_html(snap: StudySnapshot) -> str:
         f"<tr><th>{html.escape(flag)}</th><td>{', '.join(f'#{n}' for n in numbers)}</td></tr>"
         for flag, numbers in sorted(flagged.items())
     )
-    return f'<h2>Flags per trial</h2><table id="flags">{rows or "<tr><td>no trial is flagged</td></tr>"}</table>'
+    among = f" (among the {len(snap.trials):,} sampled trials)" if snap.sampled else ""
+    return f'<h2>Flags per trial{among}</h2><table id="flags">{rows or "<tr><td>no trial is flagged</td></tr>"}</table>'
 
 
 def _short(value: Any) -> str:

@@ -204,6 +204,11 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
         optuna-dashboard note in the study's system attributes)."""
         _optuna.write_user_attrs(self, trial_id, attrs, study_system_attrs=study_system_attrs)
 
+    @_retrying
+    def read_trials(self, study_id: int, **options: Any) -> list[optuna.trial.FrozenTrial]:
+        """Trials read with plain SQL (:func:`tuner._optuna.rdb_trials`, the same options)."""
+        return _optuna.rdb_trials(self, study_id, **options)
+
 
 @_with_retries
 class RetryingJournalStorage(optuna.storages.JournalStorage):
