@@ -1,7 +1,7 @@
-"""Trial times with the thread policy against unlimited OpenMP, on an idle-ish and a loaded machine.
+"""Trial times with the thread policy against unlimited OpenMP, on the machine as found and loaded.
 
 Each cell runs real ``tuner`` processes on a study whose trials are all the same fixed
-configuration (3-fold CV on a 6,000-row synthetic classification CSV), and takes the median trial
+configuration (3-fold CV on a 3,000-row synthetic classification CSV), and takes the median trial
 duration from the storage's own timestamps, so start-up is left out:
 
 - ``policy``: ``budget.threads: auto`` (what ``tuner`` does now; the thread count it picked is shown);
@@ -10,14 +10,16 @@ duration from the storage's own timestamps, so start-up is left out:
   thread policy.
 
 Scenarios: one ``tuner run`` (sequential), and two ``tuner worker`` processes on one study at once
-(each used to take every core). The loaded machine is the same with two busy-loop processes
-running; the bench waits until the one-minute load average shows them, since ``auto`` reads it.
+(each used to take every core). Machines: the machine as found (its load is shown; ``auto``
+reads it), then the same with two busy-loop processes added; the bench waits until the
+one-minute load average shows them.
 The ratio is unlimited ÷ policy trial time: above 1 means the policy is faster.
 
 Usage::
 
-    python bench/threads.py               # HistGradientBoosting and XGBoost, 3 trials per cell
-    python bench/threads.py --quick       # HistGradientBoosting only, 2 trials, no worker pair
+    python bench/threads.py               # HistGradientBoosting and XGBoost, 1 trial per cell
+    python bench/threads.py --repeats 3   # 3 cells per side, alternating which side runs first
+    python bench/threads.py --quick       # HistGradientBoosting only, no worker pair
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -46,7 +49,7 @@ MODELS: dict[str, dict[str, Any]] = {
         "model": "hist_gradient_boosting",
         "space": {
             "learning_rate": 0.1,
-            "max_iter": 150,
+            "max_iter": 60,
             "max_leaf_nodes": 31,
             "min_samples_leaf": 20,
             "l2_regularization": 1e-3,
@@ -56,7 +59,7 @@ MODELS: dict[str, dict[str, Any]] = {
     "xgb": {
         "model": "xgboost",
         "space": {
-            "n_estimators": 150,
+            "n_estimators": 60,
             "learning_rate": 0.1,
             "max_depth": 6,
             "min_child_weight": 1.0,
@@ -70,7 +73,7 @@ MODELS: dict[str, dict[str, Any]] = {
 
 
 def _write_data(folder: Path) -> Path:
-    X, y = make_classification(n_samples=6000, n_features=30, n_informative=12, random_state=0)
+    X, y = make_classification(n_samples=3000, n_features=30, n_informative=12, random_state=0)
     frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])]).assign(target=y)
     path = folder / "data.csv"
     frame.to_csv(path, index=False)
@@ -148,13 +151,16 @@ def _auto_threads(workers: int | None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--trials", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=1, help="cells per side; from 2 on, the order alternates")
     parser.add_argument("--libraries", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--quick", action="store_true", help="hgb only, 2 trials, sequential run only")
     args = parser.parse_args(argv)
+    # A SIGTERM (timeout, kill) unwinds like an error, so the busy-loop processes are killed too.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     scenarios = ["run", "2 workers"]
     if args.quick:
-        args.trials, args.libraries, scenarios = 2, ["hgb"], ["run"]
+        args.libraries, scenarios = ["hgb"], ["run"]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     unlimited = str(os.cpu_count() or 1)
     print(f"cpu_count {unlimited}; median trial seconds (3-fold CV, fixed configuration), {args.trials} trial(s)")
@@ -165,19 +171,18 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         data = _write_data(folder)
-        for machine in ("idle-ish", "loaded"):
-            with _hogs(2) if machine == "loaded" else contextlib.nullcontext():
+        for machine in ("as found", "+2 hogs"):
+            with _hogs(2) if machine == "+2 hogs" else contextlib.nullcontext():
                 for library in args.libraries:
                     for scenario in scenarios:
                         load = os.getloadavg()[0]
                         auto = _auto_threads(1 if scenario == "run" else None)
                         times: dict[str, list[float]] = {"auto": [], unlimited: []}
                         # Alternate the order so neither side always runs first.
-                        for order in (("auto", unlimited), (unlimited, "auto")):
+                        for rep in range(args.repeats):
+                            order = ("auto", unlimited) if rep % 2 == 0 else (unlimited, "auto")
                             for threads in order:
-                                times[threads].append(
-                                    _run_cell(folder, data, library, threads, scenario, args.trials)
-                                )
+                                times[threads].append(_run_cell(folder, data, library, threads, scenario, args.trials))
                         policy, free = float(np.median(times["auto"])), float(np.median(times[unlimited]))
                         print(
                             f"{machine:<8} {library:<5} {scenario:<10} {load:>5.1f} {auto:>5} "
