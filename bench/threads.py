@@ -113,7 +113,7 @@ def _trial_seconds(spec: Path, tag: str) -> float:
 
 
 def _run_cell(folder: Path, data: Path, library: str, threads: str, scenario: str, n_trials: int) -> float:
-    tag = f"{library}-{scenario}-{threads}-{time.monotonic_ns()}"
+    tag = f"{library}-{scenario.replace(' ', '-')}-{threads}-{time.monotonic_ns()}"
     if scenario == "run":
         spec = _spec(folder, data, library, threads, n_trials, tag)
         procs = [_tuner("run", str(spec), "--quiet")]
