@@ -40,9 +40,10 @@ from tuner.data import Arrays
 from tuner.diagnostics import SCORE_SECONDS
 from tuner.engine import run_study
 from tuner.errors import DataError, SearchFitError, SpecError, TooManyFailures
-from tuner.final import final_estimator
+from tuner.final import final_estimator, refit_threads
 from tuner.setup import PythonData
 from tuner.store import final_choice, schema
+from tuner.threads import limited
 
 # What `fit` names a study when no `study_name` is given; a fresh name for every fit.
 _NAME_PREFIX = "tuner-search"
@@ -91,8 +92,8 @@ class TunerSearchCV(MetaEstimatorMixin, BaseEstimator):
             ``report`` and the dashboard read it); default: in memory.
         study_name: The stored study's name; with a storage, a second ``fit`` resumes it. Default:
             a fresh name per fit.
-        n_jobs: Worker processes (each fits single-threaded). Without a storage they share a
-            temporary SQLite file, removed after ``fit``.
+        n_jobs: Worker processes, each fitting with its share of the cores (``tuner.threads``).
+            Without a storage they share a temporary SQLite file, removed after ``fit``.
         early_stopping: ``False`` (default): the estimator is fitted as given. ``True``: an
             XGBoost, LightGBM or HistGradientBoosting classifier or regressor (itself, not in a
             ``Pipeline``) stops early in every fold on a share of the fold's training rows, its
@@ -271,15 +272,16 @@ class TunerSearchCV(MetaEstimatorMixin, BaseEstimator):
             self.best_estimator_, _, _ = final_estimator(context, best)
             started = time.perf_counter()
             # The original X and y (labels as given), through the one fit loop.
-            fit_and_score(
-                self.best_estimator_,
-                X,
-                y,
-                None,
-                seed=0,
-                capture_warnings=False,
-                fit_params=fit_params,
-            )
+            with limited(refit_threads(context)):
+                fit_and_score(
+                    self.best_estimator_,
+                    X,
+                    y,
+                    None,
+                    seed=0,
+                    capture_warnings=False,
+                    fit_params=fit_params,
+                )
             self.refit_time_ = time.perf_counter() - started
         return self
 

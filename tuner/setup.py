@@ -154,6 +154,9 @@ class StudyContext:
     # Keyword arguments of every fit (TunerSearchCV.fit(X, y, **fit_params)); per-row values are
     # cut to each fold's training rows.
     fit_params: Mapping[str, Any] = field(default_factory=dict)
+    # Threads per model fit in this process (tuner.threads.model_threads): the catalog passes it as
+    # `n_jobs`; the engine caps OpenMP and BLAS pools at it around the trial loop.
+    threads: int = 1
 
     @property
     def splits(self) -> tuple[Split, ...]:
@@ -174,7 +177,11 @@ class StudyContext:
     def build_estimator(self, params: dict[str, Any]) -> Any:
         """An unfitted estimator (with preprocessing when the data needs it) for ``params``."""
         estimator = self.model.build(
-            self.dataset.task, model_params(params), seed=self.model_seed, proba=self.metric.needs_proba
+            self.dataset.task,
+            model_params(params),
+            seed=self.model_seed,
+            n_jobs=self.threads,
+            proba=self.metric.needs_proba,
         )
         if self.model.as_given or self.spec.pipeline is not None:
             return estimator  # a user's estimator, or the declared pipeline, does its own preprocessing
@@ -208,13 +215,14 @@ class PythonData:
     fit_params: Mapping[str, Any] = field(default_factory=dict)
 
 
-def build(spec: StudySpec, *, data: pd.DataFrame | Arrays | PythonData | None = None) -> StudyContext:
+def build(spec: StudySpec, *, data: pd.DataFrame | Arrays | PythonData | None = None, threads: int = 1) -> StudyContext:
     """Load data, fix the folds, resolve metric, model and space; every check runs here, before any trial.
 
     Args:
         spec: The validated study spec.
         data: A pandas DataFrame or :class:`~tuner.data.Arrays` replacing ``spec.data.source``, or a
             :class:`PythonData` that also brings an estimator, folds or fit parameters.
+        threads: Threads per model fit (see :func:`tuner.threads.model_threads`).
 
     Raises:
         TunerError: a :class:`~tuner.errors.SpecError`, :class:`~tuner.errors.DataError` or
@@ -278,6 +286,7 @@ def build(spec: StudySpec, *, data: pd.DataFrame | Arrays | PythonData | None = 
         baseline=baseline_score(dataset, cv, metric),
         score_groups=score_groups,
         fit_params=dict(given.fit_params),
+        threads=threads,
     )
 
 

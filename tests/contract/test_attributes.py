@@ -18,13 +18,15 @@ ATTRS = {"val_scores": [0.5, 0.75], "gap": 0.125, "flags": ["overfit"], "note": 
 
 @pytest.mark.parametrize("backend", backend_params("memory", *STORAGE_MODES), indirect=True)
 def test_set_user_attrs_stores_every_attribute_and_none_on_a_finished_trial(backend):
-    """All attributes land (and show on the live trial); a trial a peer finished gets none of them."""
+    """All attributes land, over earlier values of the same keys (and show on the live trial); a trial a
+    peer finished gets none of them."""
     storage = open_storage(backend.url)
     # What another process reads (the in-memory storage has no other process: the same object).
     reader = storage if backend.url == MEMORY_URL else open_storage(backend.url)
     study = optuna.create_study(storage=storage, study_name="attrs")
     trial = study.ask()
     trial.set_user_attr("kept", 1)
+    trial.set_user_attr("gap", 9.0)  # overwritten by the batch
     set_user_attrs(trial, ATTRS)
     assert trial.user_attrs == {"kept": 1, **ATTRS}
     stored = optuna.load_study(study_name="attrs", storage=reader).trials[0]

@@ -40,6 +40,7 @@ from tuner.search import enqueue
 from tuner.setup import PythonData, StudyContext, build
 from tuner.spec import StudySpec, load_spec
 from tuner.store import DEFAULT_HEARTBEAT, MEMORY_URL, Choice, Heartbeat, counts, final_choice, is_server, resolve_url
+from tuner.threads import limited, model_threads
 from tuner.tracking import MLflowTracker, require_mlflow
 
 
@@ -179,8 +180,9 @@ def run_study(
         overrides: ``"key.path=value"`` strings applied to the spec.
         allow_space_change: Resume even if the stored search space differs.
         max_failures: Stop after this many failed trials in a row (overrides ``budget.max_failures``).
-        n_jobs: Worker processes on this machine (overrides ``budget.n_jobs``); each runs its
-            models single-threaded. More than 1 needs an objective that can be pickled.
+        n_jobs: Worker processes on this machine (overrides ``budget.n_jobs``); each fits its
+            models with its share of the cores (``budget.threads``, see :mod:`tuner.threads`).
+            More than 1 needs an objective that can be pickled.
         dask: ``"local"`` for a LocalCluster, or a scheduler address: run the workers as Dask
             tasks (``n_jobs`` of them; default: one per worker thread of the cluster).
         heartbeat: How workers prove they are alive, so a dead worker's trial is retried.
@@ -212,7 +214,9 @@ def run_study(
     preload = _model_library(spec) if processes else []
     if processes:
         prestart(preload)
-    context = build(spec, data=data)
+    # Dask workers decide their own share where they run; this process then runs no trial.
+    threads = model_threads(spec.budget.threads, None if dask is not None else jobs)
+    context = build(spec, data=data, threads=threads)
     fn = make_objective(context, objective)
     url = resolve_url(spec.storage, base_dir=spec.base_dir)
     stored = open_study(spec, context, url, allow_space_change=allow_space_change, heartbeat=heartbeat)
@@ -252,6 +256,7 @@ def run_study(
                     heartbeat=heartbeat,
                     allow_space_change=allow_space_change,
                     log_level=optuna.logging.get_verbosity(),
+                    threads=None if dask is not None else threads,
                 )
                 watcher = Watcher(study, [bar, guard, *callbacks])
                 if dask is not None:
@@ -262,17 +267,18 @@ def run_study(
                     n = max(1, min(jobs, budget.n_trials - done))
                     result.exhausted = run_processes(stored, job, n, watcher, guard, fn, preload=preload)
             else:
-                outcome: LoopResult = run_trials(
-                    stored,
-                    fn,
-                    budget=budget,
-                    timeout=spec.budget.timeout,
-                    guard=guard,
-                    callbacks=[bar, *callbacks],
-                    heartbeat=heartbeat,
-                    # One process, but other machines may run `tuner worker` on a server storage meanwhile.
-                    first_trial=seed_sampler(stored, spec, None, shared=is_server(url)),
-                )
+                with limited(threads):
+                    outcome: LoopResult = run_trials(
+                        stored,
+                        fn,
+                        budget=budget,
+                        timeout=spec.budget.timeout,
+                        guard=guard,
+                        callbacks=[bar, *callbacks],
+                        heartbeat=heartbeat,
+                        # One process, but other machines may run `tuner worker` on a server storage meanwhile.
+                        first_trial=seed_sampler(stored, spec, None, shared=is_server(url)),
+                    )
                 result.exhausted = outcome.exhausted
         except KeyboardInterrupt as stop:
             result.ran = bar.finished_here
@@ -296,7 +302,8 @@ def _choose(result: StudyResult, fn: Objective, *, progress: bool, console: Cons
     assert result.context is not None
     with RaceProgress(console=console, enabled=progress) as shown:
         try:
-            race(result.context, result.study, builtin=isinstance(fn, CVObjective), progress=shown)
+            with limited(result.context.threads):  # the trials' share: OpenMP and BLAS as they ran
+                race(result.context, result.study, builtin=isinstance(fn, CVObjective), progress=shown)
         except KeyboardInterrupt as stop:
             raise StudyInterrupted(result, signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT) from None
 

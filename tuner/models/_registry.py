@@ -216,8 +216,8 @@ def _fill_defaults(estimator: Any, *, seed: int, n_jobs: int, proba: bool) -> No
     if "random_state" in current and current["random_state"] is None:
         updates["random_state"] = seed
     # sklearn treats n_jobs=None as 1 already (and deprecates it on some estimators), so only
-    # an explicit request for more threads is passed on; threaded libraries default to 1 in
-    # their factories because parallelism comes from worker processes.
+    # more threads than 1 (the thread policy's share, tuner.threads) is passed on; threaded
+    # libraries default to 1 in their factories.
     if "n_jobs" in current and n_jobs != 1:
         updates["n_jobs"] = n_jobs
     if proba and current.get("probability") is False:

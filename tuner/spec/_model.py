@@ -223,6 +223,17 @@ class BudgetSpec(_Frozen):
     timeout: float | None = Field(default=None, gt=0, description="Seconds for this run (not the whole study).")
     n_jobs: int = Field(default=1, ge=1, description="Worker processes on this machine (`tuner run --jobs`).")
     max_failures: int = Field(default=10, ge=1, description="Stop after this many failed trials in a row.")
+    threads: Literal["auto"] | int = Field(
+        default="auto",
+        description="Threads per model fit: `auto` shares the free cores among the workers; a number is used as it is.",
+    )
+
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _check_threads(cls, value: Any) -> Any:
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            return value
+        raise ValueError(f"expected `auto` or a whole number of threads ≥ 1, got {shown(value)}")
 
 
 class TargetSpec(_Frozen):
