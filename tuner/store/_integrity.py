@@ -93,7 +93,8 @@ def translate(path: Path, exc: BaseException) -> StorageUnavailable | None:
                 f"the disk holding the SQLite storage file {path} is full ({cause}). The write that failed was "
                 "rolled back; trials completed before it are kept. Free some space, or copy the file to a disk "
                 "with room and point --storage at the copy, then run again: `tuner run` marks a trial this left "
-                "RUNNING as lost and runs it again."
+                "RUNNING as lost and runs it again (at once when its worker had named itself on it, else once "
+                "the 60 s heartbeat grace has passed; `tuner doctor STUDY --repair --older-than 0` does it now)."
             )
     return None
 
