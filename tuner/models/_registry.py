@@ -72,8 +72,9 @@ class ModelEntry:
     requires: str | None = None
     # Fidelity hook: the boosting-iteration parameter and how its library stops early.
     iterations: IterationHook | None = None
-    # Known-good configurations tried first by a new study (see tuner.search.known_good).
-    starts: tuple[Mapping[str, Any], ...] = ()
+    # Put before the catalog's parameter names in a pipeline (``model__``): the start-up portfolio
+    # (tuner.search.known_good) is keyed by the bare names.
+    param_prefix: str = ""
     # The regularisation knobs, strongest first (see Knob).
     knobs: tuple[Knob, ...] = ()
     # An estimator handed in from Python (TunerSearchCV, `run_study(model=...)`): tuned exactly as
