@@ -231,6 +231,8 @@ def normalised(scores: dict[str, list[float]], exclude: tuple[str, ...] = ()) ->
 def select(entry: dict[str, Any], *, size: int = SIZE, exclude: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """Greedy portfolio of ``size`` candidates from one matrix entry, ignoring data sets in ``exclude``."""
     norm = normalised(entry["scores"], exclude)
+    if not norm:
+        return []
     n = len(entry["candidates"])
     chosen: list[int] = []
     best = dict.fromkeys(norm, -math.inf)
@@ -270,12 +272,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--size", type=int, default=SIZE)
     parser.add_argument("--write", action="store_true", help=f"write the portfolio to {OUT}")
+    parser.add_argument("--select-only", action="store_true", help="score nothing more: select from --matrix as it is")
     args = parser.parse_args(argv)
-    matrix = build_matrix(args.matrix, args.jobs)
+    matrix = json.loads(args.matrix.read_text()) if args.select_only else build_matrix(args.matrix, args.jobs)
     print("\ncoverage (mean over data sets of the best normalised score so far; 1 = best of the pool):")
     print(f"{'model:kind':<36}" + "".join(f"{k:>6}" for k in range(1, 11)))
     for key, entry in sorted(matrix.items()):
-        print(f"{key:<36}" + "".join(f"{coverage(entry, k):>6.2f}" for k in range(1, 11)))
+        if entry["scores"]:
+            print(f"{key:<36}" + "".join(f"{coverage(entry, k):>6.2f}" for k in range(1, 11)))
     if args.write:
         data = {
             "about": (

@@ -54,7 +54,7 @@ _RBF = (("kernel", "rbf"),)
 # boosting iterations are capped at [20, 200] (as in bench/efficiency.py) to keep a full run short,
 # and SVMs keep the RBF kernel (scikit-learn's and FLAML's searches take no conditional parameters).
 TASKS = (
-    Task("logistic", "breast_cancer"),
+    Task("logistic", "cls_60f_sparse"),
     Task("svm", "wine", _RBF),
     Task("knn", "digits"),
     Task("elastic_net", "reg_50f_lowrank"),
