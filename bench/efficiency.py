@@ -725,8 +725,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--wall-factor",
         type=float,
-        default=WALL_FACTOR,
-        help=f"stop a run after this many times its budget in wall time (default {WALL_FACTOR:g}; raise on a loaded machine)",
+        default=6.0,
+        help="stop a run after this many times its budget in wall time (default 6; raise on a loaded machine)",
     )
     parser.add_argument("--out", type=Path, help="write every run as JSON here")
     parser.add_argument(
@@ -740,7 +740,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.sources:
         runs = _load([row for path in args.sources for row in json.loads(path.read_text())])
     else:
-        global WALL_FACTOR
+        global WALL_FACTOR  # one setting for the parent and (by the environment) its workers
         WALL_FACTOR = args.wall_factor
         os.environ["BENCH_WALL_FACTOR"] = str(args.wall_factor)
         runs = _execute(args)

@@ -125,7 +125,7 @@ def _use_portfolio_without(data: str, matrix_path: Path) -> None:
     import tuner.search._portfolio as shipped
 
     learned = build_portfolio.portfolio(json.loads(matrix_path.read_text()), exclude=(data,))
-    shipped._models.cache_clear()
+    # a pool worker may run several tuner jobs: each replaces the previous one's portfolio
     shipped._models = lambda: learned  # type: ignore[assignment]
 
 
