@@ -335,6 +335,10 @@ def report(runs: list[Run], *, out: Any = sys.stdout) -> dict[str, dict[str, flo
         "normalised scores (0 = random search's median final, 100 = best found), mean over seeds\n",
         file=out,
     )
+    # The summary takes only tasks every method finished for every seed (a partial run stays comparable).
+    complete = {
+        t for t in tasks if all(len([r for r in runs if r.task == t and r.method == m]) == len(seeds) for m in methods)
+    }
     header = f"{'task':<36}{'method':<44}" + "".join(f"{c:>16}" for c in columns)
     print(header, file=out)
     for task in tasks:
@@ -358,14 +362,16 @@ def report(runs: list[Run], *, out: Any = sys.stdout) -> dict[str, dict[str, flo
                 "heldout@25%": [_norm(r.chosen["0.25"]["heldout"], h_zero, h_top) for r in rows],
                 "heldout@100%": [_norm(r.chosen["1.0"]["heldout"], h_zero, h_top) for r in rows],
             }
-            for c in columns:
-                per[method][c].extend(cells[c])
+            if task in complete:
+                for c in columns:
+                    per[method][c].extend(cells[c])
             print(
                 f"{task:<36}{method:<44}" + "".join(f"{statistics.fmean(cells[c]):>16.0f}" for c in columns),
                 file=out,
             )
     print(
-        f"\nsummary: mean over tasks and seeds, each score floored at {FLOOR:g} (unfloored median in brackets)",
+        f"\nsummary over the {len(complete)} task(s) every method finished: mean over tasks and seeds, each score "
+        f"floored at {FLOOR:g} (unfloored median in brackets)",
         file=out,
     )
     print(f"{'method':<44}" + "".join(f"{c:>20}" for c in columns), file=out)
