@@ -23,7 +23,15 @@ from tuner.spec import ParamSpec
 
 SEED = 1234
 # Keep fits fast: iteration counts are pinned by fixed overrides, as a spec would do.
-CAPS = {"n_estimators": ParamSpec(type="fixed", value=10), "max_iter": ParamSpec(type="fixed", value=10)}
+CAPS = {name: ParamSpec(type="fixed", value=10) for name in ("n_estimators", "max_iter", "max_epochs")}
+
+
+def _caps(entry, task):
+    """The caps that apply to ``entry``: its searched iteration counts and a network's epoch cap."""
+    epochs = entry.epochs.param if entry.epochs else None
+    return {k: v for k, v in CAPS.items() if k in entry.space(task) or k == epochs}
+
+
 CASES = [pytest.param(entry, task, id=f"{entry.name}-{task}") for entry in all_entries() for task in entry.tasks]
 
 
@@ -65,10 +73,12 @@ def test_default_space_names_are_estimator_params(entry, task):
     merge(space, {}, label="catalog")  # conditions refer to existing parents, no cycles
 
 
+# A network capped at 10 epochs has not converged: the cap is there to keep the test fast.
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.parametrize(("entry", "task"), CASES)
 def test_suggested_configurations_fit_and_predict(entry, task):
     X, y = _small_data(task)
-    space = merge(entry.space(task), {k: v for k, v in CAPS.items() if k in entry.space(task)}, label="catalog")
+    space = merge(entry.space(task), _caps(entry, task), label="catalog")
     for params in _suggested(space, 2, seed=SEED):
         model = entry.build(task, params, seed=SEED).fit(X, y)
         predicted = model.predict(X)
@@ -92,12 +102,13 @@ def test_an_explicit_random_state_is_not_overwritten():
     assert model.get_params()["random_state"] == 3
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_probability_metrics_give_every_classifier_predict_proba():
     X, y = _small_data("classification")
     for entry in all_entries():
         if "classification" not in entry.tasks:
             continue
-        params = {k: v.value for k, v in CAPS.items() if k in entry.space("classification")}
+        params = {k: v.value for k, v in _caps(entry, "classification").items()}
         model = entry.build("classification", params, seed=0, proba=True).fit(X, y)
         proba = model.predict_proba(X)
         assert proba.shape == (len(y), 2), entry.name

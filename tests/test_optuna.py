@@ -42,8 +42,11 @@ def _owner(where: str, sqlite_study) -> object:
 def test_every_private_name_the_boundary_uses_still_exists(where, name, sqlite_study):
     if where == "RDB schema":
         _, storage = sqlite_study
-        columns = {c["name"] for c in sqlalchemy.inspect(storage.engine).get_columns("trial_heartbeats")}
-        assert {"trial_id", "heartbeat"} <= columns
+        inspector = sqlalchemy.inspect(storage.engine)
+        wanted = {"trial_heartbeats": ("trial_id", "heartbeat"), **_optuna.RDB_COLUMNS}
+        for table, names in wanted.items():
+            columns = {c["name"] for c in inspector.get_columns(table)}
+            assert set(names) <= columns, f"Optuna {optuna.__version__}'s table {table} lacks {set(names) - columns}"
         return
     if where == "module":
         importlib.import_module(name)  # raises when Optuna moved it
@@ -127,3 +130,9 @@ def test_storage_of_gives_the_storage_a_study_was_opened_on(tmp_path):
     memory = open_storage("memory://")
     assert _optuna.storage_of(optuna.create_study(storage=journal)) is journal
     assert _optuna.storage_of(optuna.create_study(storage=memory)) is memory
+
+
+def test_the_boundary_names_optunas_constraint_key():
+    from optuna.study import _constrained_optimization
+
+    assert _optuna._CONSTRAINTS_KEY == _constrained_optimization._CONSTRAINTS_KEY

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import optuna
 import pytest
 import yaml
-from optuna.distributions import FloatDistribution
+from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 from support import sqlite_url
 
 from tuner import run_study
 from tuner.errors import ReportError
-from tuner.report import build_plots, write_pngs
+from tuner.report import build_plots, render_html, write_pngs
 from tuner.store import StudySnapshot
 
 
@@ -85,7 +87,7 @@ def test_report_default_name_and_empty_study(write_spec, tmp_path, run_cli, monk
     assert "plot-" not in page
 
 
-def _trial(number: int, value: float, **attrs: object) -> FrozenTrial:
+def _trial(number: int, value: float, *, max_depth: int | None = None, **attrs: object) -> FrozenTrial:
     start = datetime(2025, 1, 1) + timedelta(seconds=10 * number)
     return FrozenTrial(
         number=number,
@@ -93,8 +95,10 @@ def _trial(number: int, value: float, **attrs: object) -> FrozenTrial:
         value=value,
         datetime_start=start,
         datetime_complete=start + timedelta(seconds=3),
-        params={"C": 0.5 + number},
-        distributions={"C": FloatDistribution(1e-3, 10.0, log=True)},
+        params={"C": 0.5 + number} if max_depth is None else {"max_depth": max_depth},
+        distributions={"C": FloatDistribution(1e-3, 10.0, log=True)}
+        if max_depth is None
+        else {"max_depth": IntDistribution(2, 32, log=True)},
         user_attrs=dict(attrs),
         system_attrs={},
         intermediate_values={},
@@ -106,7 +110,7 @@ def _diagnosed_snapshot() -> StudySnapshot:
     trials = (
         _trial(0, 0.70, train_scores=[1.0, 0.98], val_scores=[0.72, 0.68], group_scores={"a": 0.8, "b": 0.6}),
         _trial(1, 0.85, train_scores=[0.90, 0.88], val_scores=[0.86, 0.84], group_scores={"a": [0.9, 0.8], "b": 0.7}),
-        _trial(2, 0.80, train_scores=[0.95, 0.93], val_scores=[0.81, 0.79], worst_group_score=0.65),
+        _trial(2, 0.80, train_scores=[0.95, 0.93], val_scores=[0.81, 0.79], val_mean=0.80, worst_group_score=0.65),
     )
     curve = {
         "train_sizes": [50, 100, 200],
@@ -189,3 +193,159 @@ def test_png_export_names_the_browser_when_it_fails(monkeypatch, tmp_path):
     monkeypatch.setattr(pio, "write_images", no_browser)
     with pytest.raises(ReportError, match=r"kaleido needs Chrome or Chromium.*BROWSER_PATH"):
         write_pngs([], [tmp_path / "x.png"])
+
+
+def test_a_sampled_study_says_so_on_each_chart_of_many_trials_and_in_its_header():
+    snap = _diagnosed_snapshot()
+    whole = replace(snap.summary(), counts={"complete": 25, "pruned": 5, "fail": 0, "running": 0, "waiting": 0})
+    content = build_plots(replace(snap, whole=whole))
+    notes = {p.key: p.note for p in content.plots}
+    assert notes["history"].startswith("Sampled: 3 of 30 trials plotted")
+    assert not notes["groups"].startswith("Sampled") and notes["learning_curve"] == "More data is likely to help."
+    page = render_html(replace(snap, whole=whole), content)
+    assert "3 of 30 trials, sampled" in page and "25 complete, 5 pruned" in page
+
+
+def test_the_report_of_a_stored_study_plots_at_most_max_trials(pruned_study, tmp_path, run_cli):
+    out = tmp_path / "sampled.html"
+    result = run_cli("report", pruned_study, "--out", out, "--max-trials", "3")
+    assert result.code == 0, result.err
+    assert "Sampled: 3 of 5 trials plotted" in out.read_text()
+
+
+def _snapshot(trials, directions=("maximize",), **attrs) -> StudySnapshot:
+    return StudySnapshot(
+        name="s",
+        storage="mem",
+        directions=directions,
+        user_attrs={"tuner:metric": "accuracy", **attrs},
+        trials=tuple(trials),
+        best_number=None if len(directions) > 1 else max(trials, key=lambda t: t.value).number,
+        pareto_numbers=tuple(t.number for t in trials) if len(directions) > 1 else (),
+    )
+
+
+def _plots(snap: StudySnapshot) -> dict:
+    return {p.key: p.figure for p in build_plots(snap).plots}
+
+
+def test_worst_group_chart_plots_the_overall_score_against_the_worst_group_when_that_is_the_objective():
+    # With `objective: worst_group` the objective value is the worst group's score itself.
+    trials = [
+        _trial(n, worst, val_mean=overall, worst_group_score=worst)
+        for n, (worst, overall) in enumerate([(0.6, 0.9), (0.7, 0.8)])
+    ]
+    figure = _plots(_snapshot(trials, **{"tuner:objectives": ["worst_group"]}))["worst_group"]
+    assert list(figure.data[0].x) == [0.9, 0.8] and list(figure.data[0].y) == [0.6, 0.7]
+    assert figure.layout.xaxis.title.text == "overall validation accuracy (higher is better)"
+    assert figure.layout.yaxis.title.text == "worst group's validation accuracy (higher is better)"
+
+
+def _two_objective_trials():
+    """Objective 0 (maximised) is high only where x is high, and its low end is set by y; objective 1
+    (minimised) is low only where y is low. Importances for the wrong direction of objective 0 rank y first."""
+    trials = []
+    for i in range(100):
+        x, y = (i % 10) / 9, (i // 10) / 9
+        start = datetime(2025, 1, 1) + timedelta(seconds=i)
+        trials.append(
+            FrozenTrial(
+                number=i,
+                state=TrialState.COMPLETE,
+                value=None,
+                values=[(1.0 if x > 0.85 else 0.0) + 0.01 * y, (0.0 if y < 0.15 else 1.0) + 0.01 * x],
+                datetime_start=start,
+                datetime_complete=start + timedelta(seconds=1),
+                params={"x": x, "y": y},
+                distributions={"x": FloatDistribution(0, 1), "y": FloatDistribution(0, 1)},
+                user_attrs={},
+                system_attrs={},
+                intermediate_values={},
+                trial_id=i,
+            )
+        )
+    return trials
+
+
+def test_axis_labels_say_what_is_optimised_and_which_way():
+    single = _plots(_snapshot([_trial(0, 0.7), _trial(1, 0.8)]))
+    assert single["history"].layout.yaxis.title.text == "accuracy (maximize)"
+    multi = _plots(
+        _snapshot(_two_objective_trials(), ("maximize", "minimize"), **{"tuner:objectives": ["accuracy", "gap"]})
+    )
+    front = multi["history"].layout
+    assert (front.xaxis.title.text, front.yaxis.title.text) == ("accuracy (maximize)", "gap (minimize)")
+
+
+def test_multi_objective_importances_are_computed_per_objective_each_with_its_direction():
+    snap = _snapshot(_two_objective_trials(), ("maximize", "minimize"), **{"tuner:objectives": ["accuracy", "gap"]})
+    bars = {trace.name: dict(zip(trace.y, trace.x, strict=True)) for trace in _plots(snap)["importances"].data}
+    assert set(bars) == {"accuracy (maximize)", "gap (minimize)"}
+    assert bars["accuracy (maximize)"]["x"] > bars["accuracy (maximize)"]["y"]
+    assert bars["gap (minimize)"]["y"] > bars["gap (minimize)"]["x"]
+
+
+def test_small_gaps_stay_visible_next_to_large_ones():
+    trials = [
+        _trial(0, 0.9, train_scores=[0.901], val_scores=[0.9]),
+        _trial(1, 0.6, train_scores=[0.9], val_scores=[0.6], flags=["overfit"]),
+    ]
+    plots = _plots(_snapshot(trials))
+    for key in ("gap", "train_vs_validation"):
+        for trace in plots[key].data:
+            if trace.mode == "markers":  # each trial a marker with an outline, never a white one on a colour scale
+                assert trace.type == "scatter" and trace.marker.colorscale is None
+                assert trace.marker.color not in ("white", "#ffffff") and trace.marker.line.width >= 1
+    gaps = {t.name: list(t.y) for t in plots["gap"].data if t.mode == "markers"}
+    assert gaps == {"no flag": [pytest.approx(0.001)], "overfit": [pytest.approx(0.3)]}
+
+
+def test_flags_show_per_trial_and_for_the_best_trial():
+    trials = [
+        _trial(0, 0.9, train_scores=[1.0], val_scores=[0.9], flags=["overfit"]),
+        _trial(1, 0.6, train_scores=[0.6], val_scores=[0.6], flags=["underfit"]),
+        _trial(2, 0.7, train_scores=[0.7], val_scores=[0.7], flags=[]),
+    ]
+    snap = _snapshot(trials)
+    page = render_html(snap, build_plots(snap))
+    assert re.search(r"<h2>Best trial #0</h2><table>.*<td>flags</td><td>\[overfit\]</td>", page)
+    assert "<tr><th>overfit</th><td>#0</td></tr><tr><th>underfit</th><td>#1</td></tr>" in page
+    names = {t.name for t in _plots(snap)["train_vs_validation"].data}
+    assert {"overfit", "underfit", "no flag"} <= names
+
+
+def test_the_report_opens_with_the_four_training_data_questions_and_their_remedies():
+    spec = {"name": "s", "data": {"source": "sklearn:breast_cancer"}, "model": "random_forest"}
+    space = {"max_depth": {"type": "int", "low": 2, "high": 32, "log": True}}
+    best = _trial(
+        0,
+        0.9,
+        max_depth=12,
+        train_mean=1.0,
+        val_mean=0.9,
+        gap=0.1,
+        flags=["overfit"],
+        group_scores={"a": 0.95, "b": 0.7},
+        group_gap=0.25,
+        worst_group_name="b",
+        worst_group_score=0.7,
+        val_std=0.01,
+    )
+    snap = StudySnapshot(
+        name="s",
+        storage="mem",
+        directions=("maximize",),
+        trials=(best,),
+        best_number=0,
+        spec=spec,
+        user_attrs={"tuner:metric": "accuracy", "tuner:spec": json.dumps(spec), "tuner:space": space},
+    )
+    page = render_html(snap, build_plots(snap))
+    questions = page[page.index('<section id="questions">') :]
+    assert page.index('<section id="questions">') < page.index("<table>")  # at the top
+    for question in ("Overfitting?", "Underfitting?", "More data?", "Group gap?"):
+        assert question in questions
+    assert "lower max_depth (tree depth, now 12)" in questions
+    assert "max_depth: {type: int, low: 2, high: 12, log: true}" in questions
+    assert "objective: worst_group" in questions
+    assert "Not measured: `tuner diagnose` draws the learning curve" in questions

@@ -53,7 +53,8 @@ def test_sampler_and_pruner_name_shorthands():
 
 def test_defaults_fill_missing_sections():
     spec = load_spec({"name": "n", "data": {"source": "sklearn:iris"}, "model": "knn"})
-    assert (spec.cv.scheme, spec.sampler.name, spec.pruner.name, spec.budget.n_trials) == ("auto", "tpe", "median", 50)
+    assert (spec.cv.scheme, spec.sampler.name, spec.budget.n_trials) == ("auto", "tpe", 50)
+    assert spec.pruner.name == "percentile"
     assert spec.metric is None and spec.storage is None and spec.space == {}
 
 

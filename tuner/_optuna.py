@@ -13,8 +13,15 @@ comes here:
   heartbeat table itself (``trial_heartbeats``) for ``tuner doctor``;
 - the private storage calls through which Optuna's cache of an RDB storage reaches the database
   (``_get_trials``, ``_create_new_trial``, ...), which ``tuner`` retries on a dropped connection;
-- several trial user attributes in one RDB transaction (``optuna.storages._rdb``), and the
-  storage behind a study a user hands in (``Study._storage``, ``_CachedStorage._backend``).
+- several trial user attributes in one RDB transaction (``optuna.storages._rdb``), with the study
+  system attributes that carry the trial's optuna-dashboard note (``Study._study_id``), and the
+  storage behind a study a user hands in (``Study._storage``, ``_CachedStorage._backend``);
+- trials read straight from Optuna's RDB tables (``trials``, ``trial_values``, ``trial_params``,
+  ``trial_user_attributes``, ``trial_system_attributes``, ``trial_intermediate_values``) with
+  plain SQL instead of its ORM: only the attributes a summary needs, or every trial in batches
+  (:func:`rdb_trials`), for ``show``, ``best``, ``list``, ``compare``, ``export`` and ``report``
+  on studies of many thousand trials; and the Pareto front and feasibility rules of
+  ``Study.best_trials`` applied to trials read that way (:func:`pareto_trials`).
 
 ``PRIVATE_NAMES`` lists all of them; ``tests/test_optuna.py`` checks that each still exists, so an
 Optuna upgrade that moves one fails CI instead of a user's run, and that no other module uses a
@@ -26,12 +33,18 @@ private modules. Where a private name is gone, this module fails loudly rather t
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
-from datetime import datetime
-from typing import Any
+import json
+import sqlite3
+import time
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, cast
 
 import optuna
-from optuna.trial import FrozenTrial
+from optuna.distributions import BaseDistribution, json_to_distribution
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
 
 # (where, name) of every private name used below; the boundary test checks each one.
 PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
@@ -39,6 +52,7 @@ PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
     ("optuna.Trial", "_cached_frozen_trial"),
     ("optuna.trial.FrozenTrial", "_trial_id"),
     ("optuna.Study", "_storage"),
+    ("optuna.Study", "_study_id"),
     ("optuna.Study", "_get_trials"),
     ("optuna.Study", "_thread_local"),
     ("optuna.Study", "_stop_flag"),
@@ -51,10 +65,29 @@ PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
     ("optuna.storages.RDBStorage", "_set_trial_attr_without_commit"),
     ("optuna.storages._rdb.storage", "_create_scoped_session"),
     ("optuna.storages._rdb.models", "TrialUserAttributeModel"),
+    ("optuna.storages._rdb.models", "TrialModel"),
+    ("optuna.storages._rdb.models", "StudySystemAttributeModel"),
     ("optuna.storages._rdb.models", "BaseModel"),
     ("RDB schema", "trial_heartbeats(trial_id, heartbeat)"),
+    ("RDB schema", "trials, trial_values, trial_params, trial_user_attributes, trial_system_attributes, ..."),
     ("module", "optuna.storages._rdb.storage"),
+    ("optuna.storages._rdb.models", "TrialValueModel"),
+    ("optuna.storages._rdb.models", "TrialParamModel"),
+    ("optuna.storages._rdb.models", "TrialSystemAttributeModel"),
+    ("optuna.storages._rdb.models", "TrialIntermediateValueModel"),
+    ("optuna.study._multi_objective", "_get_pareto_front_trials_by_trials"),
+    ("optuna.study._constrained_optimization", "_CONSTRAINTS_KEY"),
 )
+# The tables and columns of Optuna's RDB schema that :func:`rdb_trials` reads (the boundary test
+# checks each against a schema made by the installed Optuna).
+RDB_COLUMNS: dict[str, tuple[str, ...]] = {
+    "trials": ("trial_id", "number", "study_id", "state", "datetime_start", "datetime_complete"),
+    "trial_values": ("trial_id", "objective", "value", "value_type"),
+    "trial_params": ("param_id", "trial_id", "param_name", "param_value", "distribution_json"),
+    "trial_user_attributes": ("trial_id", "key", "value_json"),
+    "trial_system_attributes": ("trial_id", "key", "value_json"),
+    "trial_intermediate_values": ("trial_id", "step", "intermediate_value", "intermediate_value_type"),
+}
 # The storage methods that reach the database, journal or server, which tuner's storages retry on
 # a dropped connection (store/_retry.py): the public API, and the private calls through which
 # Optuna's cache of an RDB storage reads and writes.
@@ -94,6 +127,9 @@ STORAGE_CALLS: tuple[str, ...] = (
 PRELOAD = ("optuna.storages._rdb.storage",)
 
 
+_CONSTRAINTS_KEY = "constraints"  # optuna.study._constrained_optimization._CONSTRAINTS_KEY
+
+
 def trial_id(trial: optuna.Trial | FrozenTrial) -> int:
     """The storage's id of a trial (its ``number`` counts within the study only)."""
     return int(trial._trial_id)
@@ -102,8 +138,7 @@ def trial_id(trial: optuna.Trial | FrozenTrial) -> int:
 def storage_of(study: optuna.Study) -> optuna.storages.BaseStorage:
     """The storage a study reads from, unwrapped from Optuna's cache of an RDB storage (for studies
     users hand in)."""
-    storage = study._storage
-    return storage._backend if isinstance(storage, optuna.storages._CachedStorage) else storage
+    return _unwrapped(study._storage)
 
 
 def cached_trials(study: optuna.Study) -> list[FrozenTrial]:
@@ -159,38 +194,90 @@ def _as_datetime(value: Any) -> Any:
     return parsed.replace(tzinfo=None)
 
 
-def set_user_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
+def set_user_attrs(
+    trial: optuna.Trial, attrs: Mapping[str, Any], *, study_system_attrs: Mapping[str, Any] | None = None
+) -> None:
     """Store several user attributes of a running trial, in one transaction on RDB storages.
 
     Optuna commits each ``set_user_attr`` on its own; on the default SQLite storage the ten or so
     attributes of a trial's diagnostics then cost more CPU than fitting a small model. One
-    transaction writes the same rows, all of them or (on any error) none. Other storages get one
-    ``set_user_attr`` per key. Raises what ``set_user_attr`` raises, e.g.
-    ``UpdateFinishedTrialError`` when a peer has finished the trial.
+    transaction writes the same rows, all of them or (on any error) none. ``study_system_attrs``
+    (a trial's optuna-dashboard note, which the dashboard reads from the study) go into the same
+    transaction. Other storages get one ``set_user_attr`` (``set_study_system_attr``) per key.
+    Raises what ``set_user_attr`` raises, e.g. ``UpdateFinishedTrialError`` when a peer has
+    finished the trial.
     """
     backend = getattr(trial.storage, "_backend", trial.storage)
     write = getattr(backend, "set_trial_user_attrs", None)  # tuner's storages retry it (store/_retry.py)
+    extra = dict(study_system_attrs or {})
     if write is not None:
-        write(trial._trial_id, attrs)
+        write(trial._trial_id, attrs, **({"study_system_attrs": extra} if extra else {}))
     elif isinstance(backend, optuna.storages.RDBStorage):
-        write_user_attrs(backend, trial._trial_id, attrs)
+        write_user_attrs(backend, trial._trial_id, attrs, study_system_attrs=extra)
     else:
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
+        for key, value in extra.items():
+            trial.storage.set_study_system_attr(trial.study._study_id, key, value)
         return
     # What Trial.set_user_attr keeps in step, so trial.user_attrs shows them in this process too.
     trial._cached_frozen_trial.user_attrs.update(attrs)
 
 
-def write_user_attrs(storage: optuna.storages.RDBStorage, trial_id: int, attrs: Mapping[str, Any]) -> None:
-    """Write user attributes of trial ``trial_id`` in one transaction of an RDB storage."""
+def write_user_attrs(
+    storage: optuna.storages.RDBStorage,
+    trial_id: int,
+    attrs: Mapping[str, Any],
+    *,
+    study_system_attrs: Mapping[str, Any] | None = None,
+) -> None:
+    """Write user attributes of trial ``trial_id`` (and system attributes of its study) in one
+    transaction of an RDB storage.
+
+    One check of the trial's state and one multi-row upsert, where Optuna's own
+    ``set_trial_user_attr`` reads the trial and upserts once per attribute (a trial's diagnostics
+    are a dozen attributes: two dozen statements). Other databases get Optuna's per-attribute write.
+    """
     # Start-up time: only RDB storages need these (and SQLAlchemy with them).
-    from optuna.storages._rdb.models import TrialUserAttributeModel
+    from optuna.storages._rdb.models import StudySystemAttributeModel, TrialModel, TrialUserAttributeModel
     from optuna.storages._rdb.storage import _create_scoped_session
 
+    if not attrs and not study_system_attrs:
+        return
+    rows = [{"trial_id": trial_id, "key": key, "value_json": json.dumps(value)} for key, value in attrs.items()]
+    upsert = _upsert(storage.engine.name, TrialUserAttributeModel, rows) if rows else None
     with _create_scoped_session(storage.scoped_session) as session:
-        for key, value in attrs.items():
-            storage._set_trial_attr_without_commit(session, TrialUserAttributeModel, trial_id, key, value)
+        if upsert is None:
+            for key, value in attrs.items():
+                storage._set_trial_attr_without_commit(session, TrialUserAttributeModel, trial_id, key, value)
+        trial = TrialModel.find_or_raise_by_id(trial_id, session)
+        if upsert is not None:
+            storage.check_trial_is_updatable(trial_id, cast("TrialState", trial.state))
+            session.execute(upsert)
+        for key, value in (study_system_attrs or {}).items():
+            # What RDBStorage.set_study_system_attr does, without its own commit.
+            row = session.query(StudySystemAttributeModel).filter_by(study_id=trial.study_id, key=key).one_or_none()
+            if row is None:
+                session.add(StudySystemAttributeModel(study_id=trial.study_id, key=key, value_json=json.dumps(value)))
+            else:
+                row.value_json = json.dumps(value)
+
+
+def _upsert(dialect: str, model: Any, rows: list[dict[str, Any]]) -> Any:
+    """One INSERT of ``rows`` that overwrites the value of a (trial, key) stored already; None where
+    the database has no such statement (SQLite before 3.24, others than SQLite/PostgreSQL/MySQL)."""
+    # Start-up time: only RDB storages need SQLAlchemy.
+    from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+    if dialect == "mysql":
+        statement = mysql.insert(model).values(rows)
+        return statement.on_duplicate_key_update(value_json=statement.inserted.value_json)
+    if dialect == "postgresql" or (dialect == "sqlite" and sqlite3.sqlite_version_info >= (3, 24, 0)):
+        statement = (postgresql if dialect == "postgresql" else sqlite).insert(model).values(rows)
+        return statement.on_conflict_do_update(
+            index_elements=[model.trial_id, model.key], set_={"value_json": statement.excluded.value_json}
+        )
+    return None
 
 
 def create_missing_indexes(storage: optuna.storages.RDBStorage) -> None:
@@ -205,3 +292,283 @@ def create_missing_indexes(storage: optuna.storages.RDBStorage) -> None:
     for table in BaseModel.metadata.sorted_tables:
         for index in table.indexes:
             index.create(storage.engine, checkfirst=True)
+
+
+def is_rdb(storage: optuna.storages.BaseStorage) -> bool:
+    """An RDB storage (SQLite, PostgreSQL, MySQL), which :func:`rdb_trials` can read, even behind Optuna's cache."""
+    return isinstance(_unwrapped(storage), optuna.storages.RDBStorage)
+
+
+def _unwrapped(storage: optuna.storages.BaseStorage) -> optuna.storages.BaseStorage:
+    return storage._backend if isinstance(storage, optuna.storages._CachedStorage) else storage
+
+
+# Most trial ids one `IN (...)` names: SQLite's limit on bound parameters is 32,766 (999 before 3.32).
+_IDS_PER_QUERY = 500
+
+
+def rdb_trials(
+    storage: optuna.storages.BaseStorage,
+    study_id: int,
+    *,
+    states: Collection[TrialState] | None = None,
+    trial_ids: Collection[int] | None = None,
+    after: int = -1,
+    limit: int | None = None,
+    params: bool = True,
+    intermediate: bool = True,
+    user_attrs: Collection[str] | None = None,
+    system_attrs: Literal["all", "constraints"] = "all",
+) -> list[FrozenTrial]:
+    """Trials of study ``study_id`` read from Optuna's RDB tables with plain SQL, in trial id order.
+
+    With the defaults the trials equal ``storage.get_all_trials(study_id, states=states)``
+    (``tests/contract/test_fast_reads.py`` checks it on every RDB backend); Optuna's ORM builds an
+    object per row and costs about ten times as much. The options leave out what a caller does
+    not need:
+
+    Args:
+        storage: An RDB storage (:func:`is_rdb`).
+        study_id: The study's id in the storage.
+        states: Only trials in these states.
+        trial_ids: Only these trials.
+        after: Only trials whose id is greater (to read a study in batches, with ``limit``).
+        limit: At most this many trials (the lowest ids).
+        params: Read parameters and distributions (else both are empty).
+        intermediate: Read intermediate values (else empty).
+        user_attrs: Only the user attributes with these keys (None: all of them).
+        system_attrs: ``"constraints"`` reads only the system attributes that hold constraint
+            values (``FrozenTrial.constraints`` is then complete), ``"all"`` every one.
+    """
+    if trial_ids is not None:
+        ids = sorted(set(trial_ids))
+        batches = [ids[i : i + _IDS_PER_QUERY] for i in range(0, len(ids), _IDS_PER_QUERY)]
+        options: dict[str, Any] = dict(
+            states=states, params=params, intermediate=intermediate, user_attrs=user_attrs, system_attrs=system_attrs
+        )
+        return [trial for batch in batches for trial in _rdb_trials(storage, study_id, ids=batch, **options)]
+    return _rdb_trials(
+        storage,
+        study_id,
+        states=states,
+        after=after,
+        limit=limit,
+        params=params,
+        intermediate=intermediate,
+        user_attrs=user_attrs,
+        system_attrs=system_attrs,
+    )
+
+
+def _rdb_trials(
+    storage: optuna.storages.BaseStorage,
+    study_id: int,
+    *,
+    states: Collection[TrialState] | None,
+    ids: Sequence[int] | None = None,
+    after: int = -1,
+    limit: int | None = None,
+    params: bool,
+    intermediate: bool,
+    user_attrs: Collection[str] | None,
+    system_attrs: str,
+) -> list[FrozenTrial]:
+    import sqlalchemy as sa  # start-up time: only RDB storages need SQLAlchemy (Optuna imports it lazily too)
+    from optuna.storages._rdb import models  # start-up time: only RDB storages need it
+
+    trials = models.TrialModel.__table__
+    values_table = models.TrialValueModel.__table__
+    params_table = models.TrialParamModel.__table__
+    user_table = models.TrialUserAttributeModel.__table__
+    system_table = models.TrialSystemAttributeModel.__table__
+    steps_table = models.TrialIntermediateValueModel.__table__
+
+    chosen: list[Any] = [trials.c.study_id == study_id]
+    if states is not None:
+        chosen.append(trials.c.state.in_(list(states)))
+    if ids is not None:
+        chosen.append(trials.c.trial_id.in_(list(ids)))
+    if after >= 0:
+        chosen.append(trials.c.trial_id > after)
+    head = (
+        sa.select(
+            trials.c.trial_id, trials.c.number, trials.c.state, trials.c.datetime_start, trials.c.datetime_complete
+        )
+        .where(*chosen)
+        .order_by(trials.c.trial_id)
+    )
+    if limit is not None:
+        head = head.limit(limit)
+
+    engine = _unwrapped(storage).engine  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        rows = conn.execute(head).all()
+        if not rows:
+            return []
+        if limit is not None:
+            # The rows of a batch: the trials chosen above, by the range of their ids.
+            chosen.append(trials.c.trial_id.between(rows[0][0], rows[-1][0]))
+
+        def children(table: Any, *columns: Any, order: Any, where: Sequence[Any] = ()) -> list[Any]:
+            query = (
+                sa.select(table.c.trial_id, *columns)
+                .select_from(table.join(trials, table.c.trial_id == trials.c.trial_id))
+                .where(*chosen, *where)
+                .order_by(table.c.trial_id, order)
+            )
+            return list(conn.execute(query).all())
+
+        value_rows = children(
+            values_table,
+            values_table.c.objective,
+            values_table.c.value,
+            values_table.c.value_type,
+            order=values_table.c.objective,
+        )
+        param_rows = (
+            children(
+                params_table,
+                params_table.c.param_name,
+                params_table.c.param_value,
+                params_table.c.distribution_json,
+                order=params_table.c.param_id,
+            )
+            if params
+            else []
+        )
+        step_rows = (
+            children(
+                steps_table,
+                steps_table.c.step,
+                steps_table.c.intermediate_value,
+                steps_table.c.intermediate_value_type,
+                order=steps_table.c.step,
+            )
+            if intermediate
+            else []
+        )
+        user_rows = (
+            []
+            if user_attrs is not None and not user_attrs
+            else children(
+                user_table,
+                user_table.c.key,
+                user_table.c.value_json,
+                order=user_table.c.key,
+                where=() if user_attrs is None else (user_table.c.key.in_(list(user_attrs)),),
+            )
+        )
+        constraint = _CONSTRAINTS_KEY
+        system_rows = children(
+            system_table,
+            system_table.c.key,
+            system_table.c.value_json,
+            order=system_table.c.key,
+            where=()
+            if system_attrs == "all"
+            else (sa.or_(system_table.c.key == constraint, system_table.c.key.startswith(f"{constraint}:")),),
+        )
+
+    values: dict[int, list[float]] = {}
+    for trial, objective, value, kind in value_rows:
+        listed = values.setdefault(trial, [])
+        listed.extend([0.0] * (objective + 1 - len(listed)))
+        listed[objective] = models.TrialValueModel.stored_repr_to_value(value, kind)
+    dists: dict[int, dict[str, BaseDistribution]] = {}
+    external: dict[int, dict[str, Any]] = {}
+    parsed: dict[str, BaseDistribution] = {}
+    for trial, name, internal, text in param_rows:
+        dist = parsed.get(text)
+        if dist is None:
+            dist = parsed[text] = json_to_distribution(text)
+        dists.setdefault(trial, {})[name] = dist
+        external.setdefault(trial, {})[name] = dist.to_external_repr(internal)
+    steps: dict[int, dict[int, float]] = {}
+    for trial, step, value, kind in step_rows:
+        steps.setdefault(trial, {})[step] = models.TrialIntermediateValueModel.stored_repr_to_intermediate_value(
+            value, kind
+        )
+    users: dict[int, dict[str, Any]] = {}
+    for trial, key, text in user_rows:
+        users.setdefault(trial, {})[key] = json.loads(text)
+    systems: dict[int, dict[str, Any]] = {}
+    for trial, key, text in system_rows:
+        systems.setdefault(trial, {})[key] = json.loads(text)
+    return [
+        FrozenTrial(
+            number=number,
+            state=state,
+            value=None,
+            values=values.get(trial_id),
+            datetime_start=_local(start),
+            datetime_complete=_local(complete),
+            params=external.get(trial_id, {}),
+            distributions=dists.get(trial_id, {}),
+            user_attrs=users.get(trial_id, {}),
+            system_attrs=systems.get(trial_id, {}),
+            intermediate_values=steps.get(trial_id, {}),
+            trial_id=trial_id,
+        )
+        for trial_id, number, state, start, complete in rows
+    ]
+
+
+def _local(stamp: datetime | None) -> datetime | None:
+    # Optuna stores naive UTC and hands out naive local time (models.TrialModel.datetime_start).
+    if stamp is None or _LOCAL_IS_UTC:
+        return stamp
+    return stamp.replace(tzinfo=UTC).astimezone().replace(tzinfo=None)
+
+
+# Most servers run on UTC, where the conversion above changes nothing and costs the most of a read.
+_LOCAL_IS_UTC = time.timezone == 0 and time.altzone == 0 and time.daylight == 0
+
+
+def pareto_trials(trials: Sequence[FrozenTrial], directions: Sequence[StudyDirection]) -> list[FrozenTrial]:
+    """The trials ``Study.best_trials`` would return for a study holding ``trials``: the COMPLETE
+    trials no other beats on every objective, among the feasible ones when any trial has constraints."""
+    from optuna.study._multi_objective import _get_pareto_front_trials_by_trials  # start-up time: numpy
+
+    constrained = any(trial.constraints for trial in trials)
+    return _get_pareto_front_trials_by_trials(trials, directions, consider_constraint=constrained)
+
+
+@dataclass(frozen=True)
+class TrialNames:
+    """The parameter names and user attribute keys of a study's trials, in the order
+    :func:`rdb_trials` gives them; ``last_trial_id`` is the newest trial's id then (-1: none)."""
+
+    trial_ids: list[int]
+    params: dict[int, list[str]]
+    user_attrs: dict[int, list[str]]
+    last_trial_id: int
+
+
+def rdb_names(storage: optuna.storages.BaseStorage, study_id: int) -> TrialNames:
+    """Every trial's parameter names and user attribute keys, without their values (an export's
+    CSV header, before the rows are streamed)."""
+    import sqlalchemy as sa  # start-up time: only RDB storages need SQLAlchemy
+    from optuna.storages._rdb import models  # start-up time: only RDB storages need it
+
+    trials = models.TrialModel.__table__
+    params_table = models.TrialParamModel.__table__
+    user_table = models.TrialUserAttributeModel.__table__
+    mine = trials.c.study_id == study_id
+
+    def names(table: Any, name: Any, order: Any) -> dict[int, list[str]]:
+        query = (
+            sa.select(table.c.trial_id, name)
+            .select_from(table.join(trials, table.c.trial_id == trials.c.trial_id))
+            .where(mine)
+            .order_by(table.c.trial_id, order)
+        )
+        found: dict[int, list[str]] = {}
+        for trial, text in conn.execute(query):
+            found.setdefault(trial, []).append(text)
+        return found
+
+    with _unwrapped(storage).engine.connect() as conn:  # type: ignore[attr-defined]
+        ids = list(conn.execute(sa.select(trials.c.trial_id).where(mine).order_by(trials.c.trial_id)).scalars())
+        params = names(params_table, params_table.c.param_name, params_table.c.param_id)
+        user_attrs = names(user_table, user_table.c.key, user_table.c.key)
+    return TrialNames(ids, params, user_attrs, ids[-1] if ids else -1)

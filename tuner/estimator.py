@@ -40,9 +40,10 @@ from tuner.data import Arrays
 from tuner.diagnostics import SCORE_SECONDS
 from tuner.engine import run_study
 from tuner.errors import DataError, SearchFitError, SpecError, TooManyFailures
-from tuner.final import final_estimator
+from tuner.final import final_estimator, refit_threads
 from tuner.setup import PythonData
-from tuner.store import schema
+from tuner.store import final_choice, schema
+from tuner.threads import limited
 
 # What `fit` names a study when no `study_name` is given; a fresh name for every fit.
 _NAME_PREFIX = "tuner-search"
@@ -84,14 +85,15 @@ class TunerSearchCV(MetaEstimatorMixin, BaseEstimator):
         timeout: Seconds after which no new trial starts.
         sampler: An Optuna sampler name (``tpe``, ``random``, ``cmaes``, ``gp``, ``qmc``, ``grid``)
             or a spec's ``sampler`` mapping (``{"name": "tpe", "options": {...}}``).
-        pruner: A pruner name (``median``, ``percentile``, ``successive_halving``, ``hyperband``,
-            ``wilcoxon``, ``none``) or a spec's ``pruner`` mapping; trials are pruned between folds.
+        pruner: A pruner name (``percentile``, the default: the bottom quarter; ``median``,
+            ``successive_halving``, ``hyperband``, ``wilcoxon``, ``none``) or a spec's ``pruner``
+            mapping; trials are pruned between folds.
         storage: An Optuna storage URL or path that keeps the study (``tuner show``, ``compare``,
             ``report`` and the dashboard read it); default: in memory.
         study_name: The stored study's name; with a storage, a second ``fit`` resumes it. Default:
             a fresh name per fit.
-        n_jobs: Worker processes (each fits single-threaded). Without a storage they share a
-            temporary SQLite file, removed after ``fit``.
+        n_jobs: Worker processes, each fitting with its share of the cores (``tuner.threads``).
+            Without a storage they share a temporary SQLite file, removed after ``fit``.
         early_stopping: ``False`` (default): the estimator is fitted as given. ``True``: an
             XGBoost, LightGBM or HistGradientBoosting classifier or regressor (itself, not in a
             ``Pipeline``) stops early in every fold on a share of the fold's training rows, its
@@ -103,6 +105,9 @@ class TunerSearchCV(MetaEstimatorMixin, BaseEstimator):
         random_state: Seeds the sampler, the folds and the trials; None draws one.
         callbacks: Called as ``callback(study, frozen_trial)`` after each trial (Optuna's form).
         max_failures: Stop after this many failed trials in a row.
+        final_choice: ``"robust"`` (default): ``best_params_`` is the best of the top trials
+            re-scored on extra CV repeats (an int ``cv`` only); ``"raw_max"``: the best single CV
+            score. A spec's ``final_choice`` mapping works too (see the README's "The final choice").
 
     Example:
         >>> search = TunerSearchCV(LogisticRegression(), {"C": {"type": "float", "low": 1e-3, "high": 10, "log": True}})
@@ -119,7 +124,7 @@ class TunerSearchCV(MetaEstimatorMixin, BaseEstimator):
         n_trials: int = 50,
         timeout: float | None = None,
         sampler: str | Mapping[str, Any] = "tpe",
-        pruner: str | Mapping[str, Any] = "median",
+        pruner: str | Mapping[str, Any] = "percentile",
         storage: str | None = None,
         study_name: str | None = None,
         n_jobs: int = 1,
@@ -128,6 +133,7 @@ class TunerSearchCV(MetaEstimatorMixin, BaseEstimator):
         random_state: int | None = None,
         callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] | None = None,
         max_failures: int = 10,
+        final_choice: str | Mapping[str, Any] = "robust",
     ) -> None:
         self.estimator = estimator
         self.space = space
@@ -145,6 +151,7 @@ class TunerSearchCV(MetaEstimatorMixin, BaseEstimator):
         self.random_state = random_state
         self.callbacks = callbacks
         self.max_failures = max_failures
+        self.final_choice = final_choice
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -185,6 +192,7 @@ class TunerSearchCV(MetaEstimatorMixin, BaseEstimator):
                 "max_failures": self.max_failures,
             },
             "seed": seed,
+            "final_choice": dict(self.final_choice) if isinstance(self.final_choice, Mapping) else self.final_choice,
             # A user's estimator has no catalog starts; its own defaults are not a known-good point.
             "warm_start": {"known_good": False},
             "early_stopping": (
@@ -250,7 +258,9 @@ class TunerSearchCV(MetaEstimatorMixin, BaseEstimator):
         self.multimetric_ = False
         shown = [t for t in self.trials_ if t.user_attrs.get(schema.VAL_SCORES) is not None]
         self.cv_results_ = _cv_results(shown, self.n_splits_, context.params_of)
-        best = result.best_trial
+        # The study's final choice (see tuner.racing), read from the copy that outlives a parallel fit's storage.
+        choice = final_choice(self.study_)
+        best = None if choice is None else choice.trial
         if best is None:
             raise SpecError(f"{spec['name']}: no trial completed with a finite score; see `study_.trials`.")
         self.best_index_ = next(i for i, t in enumerate(shown) if t.number == best.number)
@@ -262,15 +272,16 @@ class TunerSearchCV(MetaEstimatorMixin, BaseEstimator):
             self.best_estimator_, _, _ = final_estimator(context, best)
             started = time.perf_counter()
             # The original X and y (labels as given), through the one fit loop.
-            fit_and_score(
-                self.best_estimator_,
-                X,
-                y,
-                None,
-                seed=0,
-                capture_warnings=False,
-                fit_params=fit_params,
-            )
+            with limited(refit_threads(context)):
+                fit_and_score(
+                    self.best_estimator_,
+                    X,
+                    y,
+                    None,
+                    seed=0,
+                    capture_warnings=False,
+                    fit_params=fit_params,
+                )
             self.refit_time_ = time.perf_counter() - started
         return self
 

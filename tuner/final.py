@@ -10,7 +10,7 @@ data's own labels (:func:`tuner.labels.with_labels`).
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import optuna
@@ -22,6 +22,7 @@ from tuner.labels import with_labels
 from tuner.seeds import seed_for
 from tuner.setup import StudyContext
 from tuner.store import best_trial, schema
+from tuner.threads import limited, model_threads
 
 
 @dataclass(frozen=True)
@@ -47,9 +48,10 @@ def fit_final(context: StudyContext, study: optuna.Study, number: int | None = N
     """
     chosen = choose_trial(study, number)
     estimator, params, iterations = final_estimator(context, chosen)
-    messages = _fit(estimator, context, params)
-    # Scored on codes, as the trials were, before the labels go back on.
-    test = _score_holdout(estimator, context)
+    with limited(refit_threads(context)):
+        messages = _fit(estimator, context, params)
+        # Scored on codes, as the trials were, before the labels go back on.
+        test = _score_holdout(estimator, context)
     return FinalModel(
         estimator=with_labels(estimator, context.dataset.classes),
         trial=chosen,
@@ -70,10 +72,16 @@ def final_estimator(context: StudyContext, trial: FrozenTrial) -> tuple[Any, dic
     iterations = _iterations(context, params, trial.user_attrs)
     if iterations is not None:
         params[iterations["param"]] = iterations["value"]
-    estimator = context.build_estimator(params)
+    # The refit runs alone: the run's workers have stopped, so it takes the share of one worker.
+    estimator = replace(context, threads=refit_threads(context)).build_estimator(params)
     if iterations is not None:
         _no_early_stopping(estimator)
     return estimator, params, iterations
+
+
+def refit_threads(context: StudyContext) -> int:
+    """Threads for a refit: one worker's share of the cores (see :mod:`tuner.threads`)."""
+    return model_threads(context.spec.budget.threads, 1)
 
 
 def choose_trial(study: optuna.Study, number: int | None) -> FrozenTrial:
@@ -119,17 +127,18 @@ def _params(context: StudyContext, trial: FrozenTrial) -> dict[str, Any]:
 
 
 def _iterations(context: StudyContext, params: dict[str, Any], attrs: dict[str, Any]) -> dict[str, Any] | None:
-    """Boosting models stop early in each fold and record the best iteration counts (trial attribute
-    ``best_iterations``); the refit on all rows uses their mean instead of the searched cap."""
+    """Boosting models and networks stop early in each fold and record the best iteration (epoch)
+    counts (trial attribute ``best_iterations``); the refit on all rows uses their mean instead of
+    the searched cap."""
     counts = attrs.get(schema.BEST_ITERATIONS)
     if not isinstance(counts, list) or not counts:
         return None
     values = [c for c in counts if isinstance(c, int | float) and not isinstance(c, bool) and c > 0]
     if not values:
         return None
-    # The catalog entry's fidelity hook names the iteration parameter; custom models are assumed
-    # to follow scikit-learn's ensembles when they tune `n_estimators`.
-    hook = context.model.iterations
+    # The catalog entry's fidelity (or epoch) hook names the iteration parameter; custom models are
+    # assumed to follow scikit-learn's ensembles when they tune `n_estimators`.
+    hook = context.model.iterations or context.model.epochs
     param = hook.param if hook is not None else ("n_estimators" if "n_estimators" in params else None)
     if param is None:
         return None
@@ -145,7 +154,8 @@ def _no_early_stopping(estimator: Any) -> None:
     current = final.get_params(deep=False)
     if current.get("early_stopping_rounds") is not None:  # XGBoost
         final.set_params(early_stopping_rounds=None)
-    if "max_iter" in current and current.get("early_stopping", False) is not False:  # HistGradientBoosting
+    # HistGradientBoosting, and scikit-learn's perceptron (the `mlp` catalog model)
+    if "max_iter" in current and current.get("early_stopping", False) is not False:
         final.set_params(early_stopping=False)
 
 
@@ -173,4 +183,4 @@ def _score_holdout(estimator: Any, context: StudyContext) -> dict[str, Any] | No
     return {"metric": context.metric.name, "score": score, "rows": len(holdout.y)}
 
 
-__all__ = ["FinalModel", "choose_trial", "final_estimator", "fit_final"]
+__all__ = ["FinalModel", "choose_trial", "final_estimator", "fit_final", "refit_threads"]

@@ -12,6 +12,7 @@ whose :class:`~tuner.setup.StudyContext` gives it the data, folds and metric.
 from __future__ import annotations
 
 import inspect
+import math
 import statistics
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -27,7 +28,7 @@ from tuner.diagnostics import record
 from tuner.errors import SpecError
 from tuner.search import FULL, check_grid
 from tuner.seeds import seed_for
-from tuner.setup import StudyContext
+from tuner.setup import PruningPlan, StudyContext
 from tuner.store import schema
 from tuner.usercode import import_object
 
@@ -39,7 +40,7 @@ class Objective(Protocol):
 
 
 class CVObjective:
-    """Cross-validated targets of one parameter set, reported fold by fold for pruning."""
+    """Cross-validated targets of one parameter set, reported fold by fold (a network: epoch by epoch) for pruning."""
 
     def __init__(self, context: StudyContext) -> None:
         self.context = context
@@ -56,24 +57,34 @@ class CVObjective:
         log = FoldLog()
         messages: set[str] = set()
         best_iterations: list[int] = []
+        epochs: list[_Epochs] = []
         n_folds = ctx.cv.n_splits
         for index, (train, val) in enumerate(ctx.cv.splits):
+            epochs.append(_Epochs(trial, ctx.pruning, index, n_folds))
             # Resampling and augmentation touch the training rows only; scores use the originals.
-            fold = fit_and_score(
-                clone(estimator),
-                X,
-                y,
-                train,
-                val,
-                seed=seed_for(ctx.spec.seed, "augment", index),
-                metric=ctx.metric,
-                augment=augment,
-                stopping=ctx.stopping,
-                groups=ctx.dataset.groups,
-                val_groups=ctx.val_groups(index),
-                rows=rows,
-                fit_params=ctx.fit_params,
-            )
+            try:
+                fold = fit_and_score(
+                    clone(estimator),
+                    X,
+                    y,
+                    train,
+                    val,
+                    seed=seed_for(ctx.spec.seed, "augment", index),
+                    metric=ctx.metric,
+                    augment=augment,
+                    stopping=ctx.stopping,
+                    groups=ctx.dataset.groups,
+                    val_groups=ctx.val_groups(index),
+                    rows=rows,
+                    fit_params=ctx.fit_params,
+                    on_epoch=epochs[-1],
+                )
+            except optuna.TrialPruned:  # between two epochs of this fold: keep what the trial measured
+                if log.folds:
+                    self._finish(trial, log, messages, best_iterations, epochs)
+                else:
+                    _store_epochs(trial, epochs)
+                raise
             log.add(fold.scores())
             # Model warnings (convergence, ...) would scroll the progress display away; they are
             # kept on the trial instead, where the dashboard and export show them.
@@ -81,9 +92,9 @@ class CVObjective:
             if fold.best_iteration is not None:
                 best_iterations.append(fold.best_iteration)
             if self._should_prune(trial, log, index, n_folds):
-                self._finish(trial, log, messages, best_iterations)
+                self._finish(trial, log, messages, best_iterations, epochs)
                 raise optuna.TrialPruned(f"pruned after fold {index + 1} of {n_folds}")
-        return self._finish(trial, log, messages, best_iterations)
+        return self._finish(trial, log, messages, best_iterations, epochs)
 
     def _should_prune(self, trial: optuna.Trial, log: FoldLog, index: int, n_folds: int) -> bool:
         plan = self.context.pruning
@@ -95,16 +106,59 @@ class CVObjective:
         return index < n_folds - 1 and trial.should_prune()
 
     def _finish(
-        self, trial: optuna.Trial, log: FoldLog, messages: set[str], best_iterations: list[int]
+        self,
+        trial: optuna.Trial,
+        log: FoldLog,
+        messages: set[str],
+        best_iterations: list[int],
+        epochs: list[_Epochs],
     ) -> float | tuple[float, ...]:
         spec = self.context.spec
         if best_iterations:  # one storage write for every fold fitted so far
             trial.set_user_attr(schema.BEST_ITERATIONS, list(best_iterations))
-        record(trial, log, baseline=self.context.baseline, messages=messages)
+        _store_epochs(trial, epochs)
+        record(trial, log, baseline=self.context.baseline, messages=messages, metric=self.context.metric.name)
         if spec.constraints.items():
             trial.set_user_attr(schema.FEASIBLE, targets.set_constraints(trial, spec.constraints, log))
         values = targets.evaluate(spec.objective.targets, log)
         return values[0] if len(values) == 1 else tuple(values)
+
+
+class _Epochs:
+    """One fold's epoch losses as a network trains; under an ``epoch`` pruning plan, each epoch is
+    reported and the pruner may stop the trial there (``optuna.TrialPruned`` ends the fold's fit)."""
+
+    def __init__(self, trial: optuna.Trial, plan: PruningPlan, fold: int, n_folds: int) -> None:
+        self.trial = trial
+        self.plan = plan
+        self.fold = fold
+        self.n_folds = n_folds
+        self.train_loss: list[float] = []
+        self.val_loss: list[float] = []
+
+    def __call__(self, epoch: int, train_loss: float, val_loss: float) -> None:
+        self.train_loss.append(train_loss)
+        self.val_loss.append(val_loss)
+        if not self.plan.by_epoch:
+            return
+        self.trial.report(self.plan.epoch_value(val_loss), self.plan.epoch_step(self.fold, epoch))
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at epoch {epoch + 1} of fold {self.fold + 1} of {self.n_folds}")
+
+
+def _store_epochs(trial: optuna.Trial, epochs: list[_Epochs]) -> None:
+    """The epoch curves of the folds run so far (the last one cut short when pruned), if the model has any."""
+    if not any(e.val_loss for e in epochs):
+        return
+    trial.set_user_attr(
+        schema.EPOCH_CURVES,
+        [{schema.EPOCH_TRAIN_LOSS: _finite(e.train_loss), schema.EPOCH_VAL_LOSS: _finite(e.val_loss)} for e in epochs],
+    )
+
+
+def _finite(values: list[float]) -> list[float | None]:
+    # JSON has no NaN or infinity: a diverged epoch is stored as null.
+    return [v if math.isfinite(v) else None for v in values]
 
 
 def screen(trial: optuna.Trial, context: StudyContext, estimator: Any, augment: AugmentPlan) -> dict[int, float]:

@@ -21,12 +21,13 @@ import joblib
 import optuna
 import pandas as pd
 
-from tuner.engine import StudyResult
+from tuner.engine import RaceProgress, StudyResult
 from tuner.errors import TunerError
 from tuner.final import FinalModel, fit_final
 from tuner.modelfile import CARD_FORMAT, card_path_for, file_sha256, versions
 from tuner.modelkey import SIGNATURE, sign, signing_key
 from tuner.outputs import output_file
+from tuner.racing import pending, race
 from tuner.setup import StudyContext, build
 from tuner.spec import StudySpec
 from tuner.store import StudyRef, clean, kind_of, load_stored, redact, resolve_ref, schema, stored_spec
@@ -59,6 +60,7 @@ def refit_best(
     force: bool = False,
     record: bool = True,
     mlflow: str | None = None,
+    progress: bool = False,
 ) -> RefitResult:
     """Refit a study's best configuration on all tuning rows and save it with a model card.
 
@@ -83,6 +85,8 @@ def refit_best(
         mlflow: An MLflow tracking URI or SQLite file: log the model file and its card as the
             ``model/`` artifacts of the study's parent run (the one ``run_study(mlflow=...)`` made;
             a new one otherwise). Needs the ``mlflow`` extra; nothing is logged when ``out`` is None.
+        progress: Show progress on stderr when the final choice's candidates are re-scored first
+            (a study whose trials only `tuner worker` processes ran; see :mod:`tuner.racing`).
 
     Returns:
         A :class:`RefitResult`; ``result.test_score`` is the held-out score when the spec has
@@ -114,6 +118,10 @@ def refit_best(
         context = build(spec, data=data)
     # Before the fit too: a tracking URI that does not work costs no work.
     tracker = MLflowTracker(mlflow, live, url) if mlflow is not None and model_path is not None else None
+    if trial is None and pending(live):
+        # Trials run by `tuner worker` alone: no run re-scored the top candidates yet.
+        with RaceProgress(enabled=progress) as shown:
+            race(context, live, builtin=spec.objective.custom is None, progress=shown)
     final = fit_final(context, live, trial)
     if model_path is None or card_path is None or key is None:
         card = _card(spec, context, live, url, final, None, None)

@@ -33,15 +33,16 @@ from tuner.cv import (
     stopping_plan,
 )
 from tuner.data import Arrays, Dataset, check_groups, load_dataset, make_preprocessor, scoring_groups
-from tuner.errors import SpecError, did_you_mean, unknown_text
+from tuner.errors import CatalogError, SpecError, did_you_mean, unknown_text
 from tuner.metrics import Metric, check_metric, default_metric, get_metric
 from tuner.models import ModelEntry, entry_for, get_model, in_pipeline, is_registered, make_step, model_names
 from tuner.search import FULL, Space, levels, merge, pruner_defaults, suggest
 from tuner.seeds import seed_for
-from tuner.spec import StudySpec
+from tuner.spec import ParamSpec, StudySpec, expand_shorthand
 from tuner.targets import check as check_targets
+from tuner.targets import directions
 
-Step = Literal["fold", "rows", "iterations", "none"]
+Step = Literal["fold", "epoch", "rows", "iterations", "none"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,15 @@ class PruningPlan:
     - ``fold``: after each CV fold the trial reports its running mean (or, for the Wilcoxon pruner,
       ``per_fold_values``: that fold's own value) at step = the fold's index, and may be pruned
       before its last fold;
+    - ``epoch``: a network (a model with an epoch hook) reports after every epoch of every fold
+      its validation loss on the fold's stopping rows (a split of the training rows, never the
+      validation fold), negated when the study maximizes so that higher is better as for the
+      pruner, at step = fold index × ``epochs_per_fold`` + epoch (0-based). ``epochs_per_fold``
+      is the largest epoch cap the space allows, so a step means the same fold and epoch in every
+      trial and steps grow across folds; a fold that stopped early leaves the rest of its steps
+      out. The pruner may stop the trial after any epoch, inside a fold. It applies to networks
+      with ``fidelity: folds`` and one objective, except for the Wilcoxon pruner (which compares
+      fold values, so it keeps ``fold``);
     - ``rows`` / ``iterations``: multi-fidelity screening first cross-validates the trial on a
       share of each training fold's rows (or of its boosting iterations) at each of ``levels``
       percent, reported at step = the level; survivors run the full CV, which is not pruned;
@@ -60,29 +70,57 @@ class PruningPlan:
     step: Step
     levels: tuple[int, ...] = ()
     per_fold_values: bool = False
+    epochs_per_fold: int = 0
+    maximize: bool = True
 
     @property
     def by_fold(self) -> bool:
         return self.step == "fold"
 
     @property
+    def by_epoch(self) -> bool:
+        return self.step == "epoch"
+
+    def epoch_step(self, fold: int, epoch: int) -> int:
+        """The step of ``epoch`` (0-based) of fold ``fold``: monotone across folds."""
+        return fold * self.epochs_per_fold + epoch
+
+    def epoch_value(self, val_loss: float) -> float:
+        """The value reported for an epoch's validation loss (negated when the study maximizes)."""
+        return -val_loss if self.maximize else val_loss
+
+    @property
     def screens(self) -> bool:
         return self.step in ("rows", "iterations")
 
     @classmethod
-    def of(cls, fidelity: str, pruner: str, *, multi_objective: bool, levels: tuple[int, ...] = ()) -> PruningPlan:
+    def of(
+        cls,
+        fidelity: str,
+        pruner: str,
+        *,
+        multi_objective: bool,
+        levels: tuple[int, ...] = (),
+        epochs_per_fold: int = 0,
+        maximize: bool = True,
+    ) -> PruningPlan:
         """The plan for these settings, unchecked: :func:`pruning_plan` checks a spec's first; a
-        report reads a stored study's plan with it."""
+        report reads a stored study's plan with it. ``epochs_per_fold`` > 0: a network's epoch cap."""
         if fidelity in ("rows", "iterations"):
             return cls(fidelity, levels=levels)  # type: ignore[arg-type]
         if multi_objective:
             return cls("none")
+        if epochs_per_fold > 0 and pruner != "wilcoxon":
+            return cls("epoch", epochs_per_fold=epochs_per_fold, maximize=maximize)
         return cls("fold", per_fold_values=pruner == "wilcoxon")
 
     def axis_titles(self, metric: str) -> tuple[str, str]:
         """How a chart of a trial's intermediate values names its axes (step, value)."""
         if self.step == "fold":
             return "fold (step)", f"{metric} of the fold" if self.per_fold_values else f"running mean of {metric}"
+        if self.step == "epoch":
+            loss = "validation loss on the stopping rows" + (" (negated)" if self.maximize else "")
+            return f"fold × {self.epochs_per_fold} + epoch (step)", loss
         if self.screens:
             share = "each training fold's rows" if self.step == "rows" else "the boosting iterations"
             return f"% of {share} (step)", f"mean {metric}"
@@ -116,6 +154,9 @@ class StudyContext:
     # Keyword arguments of every fit (TunerSearchCV.fit(X, y, **fit_params)); per-row values are
     # cut to each fold's training rows.
     fit_params: Mapping[str, Any] = field(default_factory=dict)
+    # Threads per model fit in this process (tuner.threads.model_threads): the catalog passes it as
+    # `n_jobs`; the engine caps OpenMP and BLAS pools at it around the trial loop.
+    threads: int = 1
 
     @property
     def splits(self) -> tuple[Split, ...]:
@@ -136,7 +177,11 @@ class StudyContext:
     def build_estimator(self, params: dict[str, Any]) -> Any:
         """An unfitted estimator (with preprocessing when the data needs it) for ``params``."""
         estimator = self.model.build(
-            self.dataset.task, model_params(params), seed=self.model_seed, proba=self.metric.needs_proba
+            self.dataset.task,
+            model_params(params),
+            seed=self.model_seed,
+            n_jobs=self.threads,
+            proba=self.metric.needs_proba,
         )
         if self.model.as_given or self.spec.pipeline is not None:
             return estimator  # a user's estimator, or the declared pipeline, does its own preprocessing
@@ -170,13 +215,14 @@ class PythonData:
     fit_params: Mapping[str, Any] = field(default_factory=dict)
 
 
-def build(spec: StudySpec, *, data: pd.DataFrame | Arrays | PythonData | None = None) -> StudyContext:
+def build(spec: StudySpec, *, data: pd.DataFrame | Arrays | PythonData | None = None, threads: int = 1) -> StudyContext:
     """Load data, fix the folds, resolve metric, model and space; every check runs here, before any trial.
 
     Args:
         spec: The validated study spec.
         data: A pandas DataFrame or :class:`~tuner.data.Arrays` replacing ``spec.data.source``, or a
             :class:`PythonData` that also brings an estimator, folds or fit parameters.
+        threads: Threads per model fit (see :func:`tuner.threads.model_threads`).
 
     Raises:
         TunerError: a :class:`~tuner.errors.SpecError`, :class:`~tuner.errors.DataError` or
@@ -215,7 +261,7 @@ def build(spec: StudySpec, *, data: pd.DataFrame | Arrays | PythonData | None = 
     else:
         cv_seed = spec.cv.seed if spec.cv.seed is not None else seed_for(spec.seed, "cv")
         cv, dataset, holdout = make_plan(spec.cv, dataset, seed=cv_seed, label=label)
-    pruning = pruning_plan(spec, model)
+    pruning = pruning_plan(spec, model, space=space, example=example)
     score_groups = _score_groups(spec, dataset)
     check_augment(spec, dataset, example)
     metric = get_metric(metric_name, dataset.task)
@@ -234,11 +280,13 @@ def build(spec: StudySpec, *, data: pd.DataFrame | Arrays | PythonData | None = 
             min_train_rows=cv.min_train_rows,
             ordered=cv.time_ordered,
             stratify=dataset.task == "classification",
+            epochs=model.epochs,
         ),
         holdout=holdout,
         baseline=baseline_score(dataset, cv, metric),
         score_groups=score_groups,
         fit_params=dict(given.fit_params),
+        threads=threads,
     )
 
 
@@ -328,7 +376,7 @@ def given_plan(spec: StudySpec, dataset: Dataset, folds: Sequence[Split]) -> CVP
         splits.append((train_rows, val_rows))
     if not splits:
         raise SpecError(f"{spec.label}, argument 'cv': the splitter gave no splits; give one with at least 2.")
-    return CVPlan(scheme=resolve_scheme(spec.cv, dataset), splits=tuple(splits))
+    return CVPlan(scheme=resolve_scheme(spec.cv, dataset), splits=tuple(splits), given=True)
 
 
 def _check_model_name(spec: StudySpec) -> None:
@@ -339,11 +387,21 @@ def _check_model_name(spec: StudySpec) -> None:
     raise spec.field_error("model", unknown_text("model", name, model_names()))
 
 
-def pruning_plan(spec: StudySpec, model: ModelEntry) -> PruningPlan:
-    """What a pruning step is for this study; refuses settings that cannot work, before any trial."""
+def pruning_plan(
+    spec: StudySpec, model: ModelEntry, *, space: Mapping[str, Any] | None = None, example: Any = None
+) -> PruningPlan:
+    """What a pruning step is for this study; refuses settings that cannot work, before any trial.
+
+    ``space`` and ``example`` (the model's estimator with default parameters) give a network's
+    largest epoch cap, the number of epoch steps per fold.
+    """
     fidelity = spec.pruner.fidelity
     if fidelity == "folds":
-        return PruningPlan.of(fidelity, spec.pruner.name, multi_objective=spec.objective.multi)
+        epochs = 0 if spec.objective.custom else epoch_cap(model, space or {}, example)
+        maximize = spec.objective.multi or directions(spec.objective)[0] == "maximize"
+        return PruningPlan.of(
+            fidelity, spec.pruner.name, multi_objective=spec.objective.multi, epochs_per_fold=epochs, maximize=maximize
+        )
     where = f"{spec.label}, field 'pruner.fidelity'"
     if spec.objective.custom:
         raise SpecError(f"{where}: `{fidelity}` screening needs the built-in CV objective; drop `fidelity`.")
@@ -363,6 +421,45 @@ def pruning_plan(spec: StudySpec, model: ModelEntry) -> PruningPlan:
             "lower `min_resource` (e.g. 11 with reduction_factor 3)."
         )
     return PruningPlan.of(fidelity, spec.pruner.name, multi_objective=False, levels=tuple(found))
+
+
+def epoch_cap(model: ModelEntry, space: Mapping[str, Any], example: Any) -> int:
+    """The most epochs one fold of ``model`` can train (0: the model does not train by epoch).
+
+    The largest value the space allows for the epoch hook's parameter, else the estimator's default.
+    """
+    hook = model.epochs
+    if hook is None:
+        return 0
+    param = space.get(hook.param)
+    if param is not None:
+        if param.type == "fixed":
+            return int(param.value)
+        if param.type == "categorical":
+            return int(max(param.choices))
+        return int(param.high)
+    if example is not None and hasattr(example, "get_params"):
+        return int(example.get_params().get(hook.param, 0))
+    return 0
+
+
+def stored_epoch_cap(spec: Mapping[str, Any]) -> int:
+    """:func:`epoch_cap` of a stored spec (a dict, as a report reads it): 0 for a model that does not
+    train by epoch, is not installed, or whose space no longer parses."""
+    name = str(spec.get("model", ""))
+    if not is_registered(name):
+        return 0
+    try:
+        model = get_model(name)
+        raw = (spec.get("space") or {}).get(model.epochs.param) if model.epochs else None
+        space = (
+            {}
+            if raw is None or model.epochs is None
+            else {model.epochs.param: ParamSpec.model_validate(expand_shorthand(raw))}
+        )
+        return epoch_cap(model, space, _example_estimator(model, model.tasks[0]))
+    except (CatalogError, ValueError):
+        return 0
 
 
 def _score_groups(spec: StudySpec, dataset: Dataset) -> np.ndarray | None:
@@ -402,4 +499,14 @@ def _example_estimator(model: ModelEntry, task: Any) -> Any | None:
         return None
 
 
-__all__ = ["ObjectiveContext", "PruningPlan", "PythonData", "StudyContext", "build", "given_plan", "pruning_plan"]
+__all__ = [
+    "ObjectiveContext",
+    "PruningPlan",
+    "PythonData",
+    "StudyContext",
+    "build",
+    "epoch_cap",
+    "given_plan",
+    "pruning_plan",
+    "stored_epoch_cap",
+]

@@ -6,6 +6,7 @@ where a missing browser is a failure.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from support import free_port
+from support import free_port, sqlite_url
 
 from tuner import run_study
 from tuner.refit import refit_best
@@ -110,12 +111,13 @@ def _wait_until(check, timeout: float, what: str, driver=None):
         time.sleep(0.25)
 
 
-@pytest.fixture
-def dashboard(study_spec, tmp_path) -> Iterator[str]:
+@contextlib.contextmanager
+def _serve(spec: Path, folder: Path) -> Iterator[str]:
+    """`tuner dashboard` on the storage of ``spec``, until the block ends; yields its base URL."""
     port = free_port()
-    log = (tmp_path / "dashboard.log").open("w")
+    log = (folder / "dashboard.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "tuner", "dashboard", "--storage", str(study_spec), "--port", str(port)],
+        [sys.executable, "-m", "tuner", "dashboard", "--storage", str(spec), "--port", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -128,7 +130,13 @@ def dashboard(study_spec, tmp_path) -> Iterator[str]:
         process.terminate()
         process.wait(timeout=30)
         log.close()
-    assert f"at http://127.0.0.1:{port}/" in (tmp_path / "dashboard.log").read_text()
+    assert f"at http://127.0.0.1:{port}/" in (folder / "dashboard.log").read_text()
+
+
+@pytest.fixture
+def dashboard(study_spec, tmp_path) -> Iterator[str]:
+    with _serve(study_spec, tmp_path) as base:
+        yield base
 
 
 def _text(driver) -> str:
@@ -200,3 +208,123 @@ def test_report_png_export_with_kaleido(study_spec, tmp_path, run_cli):
     for name in written:
         data = (images / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5_000, name
+
+
+# --- diagnostics where people look: named objectives, a note per trial, figures per study ------
+
+DIAGNOSED = {
+    **SPEC,
+    "name": "diagnosed",
+    "objective": ["metric", "gap"],
+    "pruner": "none",
+    "cv": {"scheme": "stratified", "folds": 3},
+}
+EPOCHS = [
+    {"train_loss": [0.69, 0.41, 0.30, 0.24, 0.21], "val_loss": [0.70, 0.47, 0.40, 0.39, 0.41]},
+    {"train_loss": [0.68, 0.40, 0.29, 0.22, 0.19], "val_loss": [0.69, 0.45, 0.38, 0.37, 0.40]},
+]
+FIGURE_TITLES = (
+    "Train − validation gap vs validation roc_auc",
+    "Validation roc_auc per group of the",
+    "Learning curve of trial #",
+    "Loss per epoch of trial #",
+)
+
+
+def _screenshots(tmp_path_factory) -> Path:
+    """Where screenshots go: $TUNER_SCREENSHOTS (kept by CI as artifacts) or a temp folder."""
+    wanted = os.environ.get("TUNER_SCREENSHOTS")
+    folder = Path(wanted) if wanted else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def diagnosed_spec(tmp_path_factory) -> Path:
+    """A two-objective study, diagnosed (learning curve), plus a hand-made network trial with groups and
+    per-epoch losses (as the network models store them), figures published as `tuner run` does."""
+    import optuna
+    from optuna.distributions import FloatDistribution
+
+    from tuner.diagnostics import diagnose, publish
+    from tuner.store import schema
+
+    folder = tmp_path_factory.mktemp("diagnosed")
+    spec = folder / "study.yaml"
+    spec.write_text(yaml.safe_dump(DIAGNOSED))
+    result = run_study(spec)
+    diagnose(str(spec), sizes=(0.25, 0.5, 1.0))
+    study = result.study
+    study.add_trial(
+        optuna.trial.create_trial(
+            values=[0.95, 0.03],
+            params={"C": 1.0},
+            distributions={"C": FloatDistribution(1e-4, 1e3, log=True)},
+            user_attrs={
+                schema.VAL_MEAN: 0.95,
+                schema.GAP: 0.03,
+                schema.FLAGS: ["overfit"],
+                schema.GROUP_SCORES: {"young": 0.97, "old": 0.91},
+                schema.EPOCH_CURVES: EPOCHS,
+            },
+        )
+    )
+    publish(study)
+    return spec
+
+
+@pytest.mark.slow
+def test_diagnostics_are_visible_in_the_dashboard_and_the_report(
+    driver, diagnosed_spec, tmp_path, tmp_path_factory, run_cli
+):
+    """Assertions: (1) trial 0's page shows its note: its title, flags and the gap to 4 significant digits;
+    (2) the study page shows the four figure titles; (3) its objective pickers read `roc_auc` and `gap`, and
+    "Objective 0/1" appears nowhere; (4) the report opens with the four training-data questions.
+    Screenshots of the trial page, the study page and the report are kept (see _screenshots)."""
+    import optuna
+
+    shots = _screenshots(tmp_path_factory)
+    first = optuna.load_study(study_name="diagnosed", storage=sqlite_url(diagnosed_spec.parent)).trials[0]
+    gap = f"{first.user_attrs['gap']:.4g}"
+    with _serve(diagnosed_spec, tmp_path) as base:
+        studies = json.load(urllib.request.urlopen(f"{base}/api/studies", timeout=10))["study_summaries"]
+        study_id = next(s["study_id"] for s in studies if s["study_name"] == "diagnosed")
+
+        driver.set_window_size(1400, 1400)
+        driver.get(f"{base}/dashboard/studies/{study_id}/trials")
+        page = _wait_until(
+            lambda: t if f"(train − validation) {gap}" in (t := _text(driver)) else None, 60, "trial 0's note", driver
+        )
+        assert "Flags:" in page and "validation" in page and "Trial 0: roc_auc" in page
+        assert "Objective 0" not in page
+        driver.save_screenshot(str(shots / "dashboard-trial.png"))
+
+        driver.set_window_size(1400, 3200)  # tall enough to hold the figures below the study's charts
+        driver.get(f"{base}/dashboard/studies/{study_id}")
+        titles = _wait_until(lambda: _all_figures(driver), 60, "the four diagnostics figures", driver)
+        assert len(titles) >= 4
+        # The Pareto front's and the history's axis pickers name the objectives (study.set_metric_names).
+        pickers = driver.execute_script(
+            "return [...document.querySelectorAll('[role=combobox]')].map(e => e.textContent);"
+        )
+        assert {"roc_auc", "gap"} <= set(pickers), pickers
+        assert "Objective 0" not in _text(driver) and "Objective 1" not in _text(driver)
+        driver.save_screenshot(str(shots / "dashboard-study.png"))
+
+    report = tmp_path / "report.html"
+    assert run_cli("report", diagnosed_spec, "--out", report).code == 0
+    driver.set_window_size(1400, 1400)
+    driver.get(report.as_uri())
+    shown = _wait_until(lambda: t if "Overfitting?" in (t := _text(driver)) else None, 60, "the report's questions")
+    for question in ("Underfitting?", "More data?", "Group gap?"):
+        assert question in shown
+    driver.save_screenshot(str(shots / "report.png"))
+    for name in ("dashboard-trial.png", "dashboard-study.png", "report.png"):
+        assert (shots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    print(f"screenshots in {shots}")
+
+
+def _all_figures(driver) -> list[str] | None:
+    """Every plotly title on the page (SVG text) once the four diagnostics figures are drawn, else None."""
+    titles = driver.execute_script("return [...document.querySelectorAll('.gtitle')].map(e => e.textContent);")
+    return titles if all(any(want in title for title in titles) for want in FIGURE_TITLES) else None

@@ -61,6 +61,15 @@ def diagnose(study: str, storage: str | None, sizes: tuple[float, ...], no_curve
             )
         console.print(table)
         console.print(report.curve.verdict, highlight=False)
+    _print_remedies(console, report)
+
+
+def _print_remedies(console: Console, report: StudyDiagnosis) -> None:
+    if not report.remedies:
+        return
+    console.print("\nWhat to try next (paste a snippet over the study file):", highlight=False)
+    for remedy in report.remedies:
+        console.print("\n".join(remedy.lines()), highlight=False, markup=False)
 
 
 def _print_overview(console: Console, report: StudyDiagnosis) -> None:
@@ -115,6 +124,7 @@ def _as_json(report: StudyDiagnosis) -> dict[str, Any]:
     payload["summary"] = dataclasses.asdict(report.summary)
     payload["curve"] = dataclasses.asdict(report.curve) if report.curve else None
     payload["best"] = trial_record(report.best) if report.best else None
+    payload["remedies"] = [dataclasses.asdict(r) for r in report.remedies]
     return payload
 
 

@@ -13,18 +13,15 @@ from tuner.cli.common import fmt_value, locate, out, out_path_option, storage_op
 from tuner.outputs import file_in, output_file
 from tuner.store import (
     EXPORT_FORMATS,
-    best_trial,
-    counts,
+    StudySummary,
     export_parquet,
-    export_trials,
+    export_stream,
     is_feasible,
     list_studies,
-    load_study,
-    objective_names,
-    pareto_front,
+    load_stored,
+    read_summary,
     redact,
     schema,
-    top_trials,
     trial_record,
 )
 
@@ -67,17 +64,22 @@ def show(study: str, storage: str | None, top: int) -> None:
     """Show the best trials of STUDY (a study name or its spec file)."""
     ref = locate(study, storage)
     name, url = ref.name, ref.url
-    loaded = load_study(name, url)
-    trials = top_trials(loaded, top)
+    summary = read_summary(name, url, top=top)
+    trials = summary.top
     console = out()
-    by_state = counts(loaded.get_trials(deepcopy=False))
-    metric = loaded.user_attrs.get(schema.METRIC, "value")
+    by_state = summary.counts
+    metric = summary.user_attrs.get(schema.METRIC, "value")
     console.print(
-        f"Study {name} ({redact(url)}): model {loaded.user_attrs.get(schema.MODEL, '-')}, metric {metric}; "
+        f"Study {name} ({redact(url)}): model {summary.user_attrs.get(schema.MODEL, '-')}, metric {metric}; "
         + ", ".join(f"{by_state[k]} {k}" for k in ("complete", "pruned", "fail", "running", "waiting") if by_state[k]),
         highlight=False,
     )
-    refit = loaded.user_attrs.get(schema.REFIT_MODEL)
+    choice = summary.choice
+    if choice is not None:
+        console.print(f"Final choice: trial #{choice.trial.number}", highlight=False)
+        for line in choice.lines(str(metric)):
+            console.print(line, highlight=False, soft_wrap=True)
+    refit = summary.refit_model
     if isinstance(refit, dict):
         console.print(
             f"Refit model (trial #{refit.get(schema.REFIT_TRIAL)}): {refit.get(schema.REFIT_PATH)}", highlight=False
@@ -86,7 +88,7 @@ def show(study: str, storage: str | None, top: int) -> None:
         console.print("No complete trials yet.")
         return
     params = sorted({p for t in trials for p in t.params})
-    objectives = objective_names(loaded.user_attrs, len(loaded.directions))
+    objectives = summary.objectives
     # Diagnostics that are not already an objective column: the metric itself (when the objective
     # is penalised or a group score), the train − validation gap, the worst group's score.
     extra = {
@@ -146,43 +148,47 @@ def best(study: str, storage: str | None, as_json: bool) -> None:
     """Print the best trial of STUDY (a study name or its spec file)."""
     ref = locate(study, storage)
     name, url = ref.name, ref.url
-    loaded = load_study(name, url)
-    if len(loaded.directions) > 1:
-        _print_pareto(loaded, as_json)
+    summary = read_summary(name, url)
+    if summary.multi_objective:
+        _print_pareto(summary, as_json)
         return
-    trial = best_trial(loaded)
+    choice = summary.choice
+    trial = None if choice is None else choice.trial
     if as_json:
         record = trial_record(trial) if trial else None
-        click.echo(json.dumps({"study": name, "best_trial": record}, indent=2, allow_nan=False))
+        payload = {"study": name, "best_trial": record, "choice": choice.as_dict() if choice else None}
+        click.echo(json.dumps(payload, indent=2, allow_nan=False))
         return
-    if trial is None:
+    if choice is None or trial is None:
         click.echo(f"Study {name} has no complete trial with a finite value yet.")
         return
-    metric = loaded.user_attrs.get(schema.METRIC, "value")
+    metric = summary.metric
     click.echo(f"Best trial #{trial.number} of {name}: {metric} = {fmt_value(trial.value)}")
     for key, value in trial.params.items():
         click.echo(f"  {key} = {fmt_value(value, none='None')}")
     scores = trial.user_attrs.get(schema.VAL_SCORES)
     if scores:
         click.echo("  fold scores: " + ", ".join(fmt_value(s) for s in scores))
+    for line in choice.lines(str(metric)):
+        click.echo(line)
     for line in _diagnostics_lines(trial):
         click.echo(line)
 
 
-def _print_pareto(study: optuna.Study, as_json: bool) -> None:
+def _print_pareto(summary: StudySummary, as_json: bool) -> None:
     """Several objectives have no single best trial: print the Pareto front instead."""
-    front = pareto_front(study)
-    names = objective_names(study.user_attrs, len(study.directions))
+    front = summary.pareto
+    names = summary.objectives
     if as_json:
         records = [trial_record(t) for t in front]
-        payload = {"study": study.study_name, "objectives": names, "best_trial": None, "pareto_front": records}
+        payload = {"study": summary.name, "objectives": names, "best_trial": None, "pareto_front": records}
         click.echo(json.dumps(payload, indent=2, allow_nan=False))
         return
     if not front:
-        click.echo(f"Study {study.study_name} has no complete feasible trial yet.")
+        click.echo(f"Study {summary.name} has no complete feasible trial yet.")
         return
-    goals = ", ".join(f"{n} ({d.name.lower()})" for n, d in zip(names, study.directions, strict=True))
-    click.echo(f"Pareto front of {study.study_name}: {len(front)} trial(s) that no other trial beats on all of {goals}")
+    goals = ", ".join(f"{n} ({d})" for n, d in zip(names, summary.directions, strict=True))
+    click.echo(f"Pareto front of {summary.name}: {len(front)} trial(s) that no other trial beats on all of {goals}")
     for trial in front:
         values = ", ".join(f"{n} = {fmt_value(v)}" for n, v in zip(names, trial.values, strict=True))
         click.echo(f"Trial #{trial.number}: {values}")
@@ -212,16 +218,25 @@ def export(study: str, storage: str | None, fmt: str, out_path: Path | None, for
         out_path = (
             file_in(out_path, f"{name}.{fmt}", force=force) if out_path.is_dir() else output_file(out_path, force=force)
         )
-    loaded = load_study(name, url)
+    stored = load_stored(name, url)
     if fmt == "parquet":
         assert out_path is not None
-        export_parquet(loaded, out_path)
+        export_parquet(stored, out_path)
+    elif out_path is None:
+        for piece in export_stream(stored, fmt):
+            click.echo(piece, nl=False)
+        return
     else:
-        text = export_trials(loaded, fmt)
-        if out_path is None:
-            click.echo(text, nl=False)
-            return
-        out_path.write_text(text, encoding="utf-8")
+        # Streamed into a file beside the target, renamed once complete: a read that fails halfway
+        # leaves no half-written export under the name asked for.
+        target = out_path.resolve()  # through a link the checks allowed, as writing to it would
+        partial = target.with_name(f".{target.name}.partial")
+        try:
+            with partial.open("w", encoding="utf-8", newline="") as file:
+                file.writelines(export_stream(stored, fmt))
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)
     click.echo(f"Wrote {out_path}", err=True)
 
 

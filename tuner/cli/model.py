@@ -33,7 +33,7 @@ def refit(
 
     ref = locate(study, storage)
     target = out_path if out_path is not None else file_in(Path.cwd(), f"{ref.name}.joblib", force=force)
-    result = refit_best(ref, out=target, trial=trial, force=force, mlflow=mlflow)
+    result = refit_best(ref, out=target, trial=trial, force=force, mlflow=mlflow, progress=True)
     card = result.card
     console = out()
     cv = card["cv"]

@@ -9,7 +9,7 @@ import click
 from tuner.cli.common import locate, out, out_path_option, storage_option
 from tuner.outputs import file_in
 from tuner.report import COMPARE_FORMATS, compare_snapshots, comparison_table, format_comparison
-from tuner.store import read_study
+from tuner.store import PLOT_TRIALS, read_study, read_summary
 
 
 @click.command()
@@ -23,7 +23,7 @@ def compare(studies: tuple[str, ...], storage: str | None, fmt: str) -> None:
     file, a folder holding tuner.db, or a spec file), so studies from different storages can be
     compared in one table.
     """
-    rows = compare_snapshots(read_study(ref.name, ref.url) for ref in (locate(study, storage) for study in studies))
+    rows = compare_snapshots(read_summary(ref.name, ref.url) for ref in (locate(study, storage) for study in studies))
     if fmt == "table":
         console = out()
         if not console.is_terminal:
@@ -41,8 +41,18 @@ def compare(studies: tuple[str, ...], storage: str | None, fmt: str) -> None:
 @click.option(
     "--png", "png_dir", type=click.Path(path_type=Path), help="Also write one PNG per chart into this folder."
 )
+@click.option(
+    "--max-trials",
+    type=click.IntRange(min=0),
+    default=PLOT_TRIALS,
+    show_default=True,
+    help="Plot at most this many trials: the best, every new best and the top ones always, the rest evenly "
+    "sampled by state and trial number (the charts say so). 0 plots every trial.",
+)
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
-def report(study: str, storage: str | None, out_path: Path | None, png_dir: Path | None, force: bool) -> None:
+def report(
+    study: str, storage: str | None, out_path: Path | None, png_dir: Path | None, max_trials: int, force: bool
+) -> None:
     """Write a self-contained HTML report of STUDY (opens offline): history, importances, slices, diagnostics.
 
     PNG images (--png) need kaleido and a Chrome/Chromium on this machine.
@@ -51,7 +61,7 @@ def report(study: str, storage: str | None, out_path: Path | None, png_dir: Path
 
     ref = locate(study, storage)
     name = ref.name
-    snap = read_study(name, ref.url)
+    snap = read_study(name, ref.url, max_trials=max_trials or None)
     target = out_path if out_path is not None else file_in(Path.cwd(), f"{name}-report.html", force=force)
     if png_dir is not None:
         png_dir.mkdir(parents=True, exist_ok=True)

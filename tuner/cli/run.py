@@ -114,8 +114,9 @@ def _summary(result: StudyResult, spec: Path) -> dict[str, int]:
         console.print(
             "The sampler has tried every configuration it can propose (the grid is done), so the run stopped."
         )
-    best = result.best_trial
-    if best is None:
+    choice = result.choice
+    best = None if choice is None else choice.trial
+    if choice is None or best is None:
         console.print(_no_best(result, spec, by_state["complete"]), highlight=False)
         return by_state
     # The objective's label ("worst_group", "roc_auc − 0.5×gap"), which is the metric by default.
@@ -125,6 +126,8 @@ def _summary(result: StudyResult, spec: Path) -> dict[str, int]:
     console.print(f"Best trial #{best.number}: {metric} = {fmt_value(best.value)}{spread_text}", highlight=False)
     for name, value in best.params.items():
         console.print(f"  {name} = {fmt_value(value, none='None')}", highlight=False)
+    for line in choice.lines(metric):
+        console.print(line, highlight=False, soft_wrap=True)
     console.print(f"Next: tuner show {spec}   |   tuner dashboard --storage {spec}", highlight=False)
     return by_state
 

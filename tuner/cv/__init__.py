@@ -1,5 +1,5 @@
 """Cross-validation: the CV plan (scheme, holdout, ordered folds), the one fit-and-score loop,
-training-fold augmentation, early stopping, and the fold-score records."""
+training-fold augmentation, early stopping, networks trained epoch by epoch, and the fold-score records."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from tuner.cv._early_stopping import (
     stopping_plan,
     stopping_split,
 )
+from tuner.cv._epochs import EpochCurves, OnEpoch, fit_by_epoch
 from tuner.cv._fit import FoldResult, fit_and_score
-from tuner.cv._plan import CVPlan, Split, make_plan, order_folds, resolve_scheme
+from tuner.cv._plan import CVPlan, Split, make_plan, order_folds, resolve_scheme, resplit
 from tuner.cv._records import FoldLog, FoldScores
 
 __all__ = [
@@ -23,15 +24,18 @@ __all__ = [
     "MIN_ROWS",
     "AugmentPlan",
     "CVPlan",
+    "EpochCurves",
     "FitData",
     "FoldLog",
     "FoldResult",
     "FoldScores",
+    "OnEpoch",
     "Split",
     "StoppingPlan",
     "apply",
     "check_augment",
     "fit_and_score",
+    "fit_by_epoch",
     "fit_kwargs",
     "fit_with_stopping",
     "is_step_param",
@@ -41,6 +45,7 @@ __all__ = [
     "order_folds",
     "plan_for",
     "resolve_scheme",
+    "resplit",
     "stopping_plan",
     "stopping_split",
 ]

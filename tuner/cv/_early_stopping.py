@@ -10,6 +10,11 @@ augmentation); grouped data keeps whole groups on one side, time series stop on 
 Each library stops in its own way (the catalog entry's :class:`~tuner.models.IterationHook`
 names which): XGBoost's ``EarlyStopping`` callback with an ``eval_set``, LightGBM's
 ``early_stopping`` callback, scikit-learn's HistGradientBoosting with ``X_val``/``y_val``.
+
+Networks (an :class:`~tuner.models.EpochHook`) use the same split, always: ``tuner.cv._epochs``
+trains them epoch by epoch, measuring the loss on the stopping rows after each epoch (the epoch
+curves, and what the pruner sees) and stopping after ``early_stopping.epoch_rounds`` epochs
+without improvement when early stopping is on.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from sklearn import model_selection as ms
 from sklearn.base import clone
 
 from tuner.cv._augment import Plan, apply, fit_kwargs
-from tuner.models import IterationHook
+from tuner.models import EpochHook, IterationHook
 from tuner.spec import EarlyStoppingSpec
 
 # Below this many training rows a split for stopping leaves too little to fit or to stop on.
@@ -33,10 +38,15 @@ MIN_ROWS = 20
 
 @dataclass(frozen=True)
 class StoppingPlan:
-    """How the folds of a study stop early: decided once per study (see :func:`stopping_plan`)."""
+    """How the folds of a study stop early: decided once per study (see :func:`stopping_plan`).
 
-    hook: IterationHook
-    rounds: int
+    A network's plan (an :class:`~tuner.models.EpochHook`) exists even with early stopping off:
+    its folds still train epoch by epoch on the fit rows and measure the loss on the stopping rows,
+    with ``rounds`` None (never stopped by the plan).
+    """
+
+    hook: IterationHook | EpochHook
+    rounds: int | None
     fraction: float
     min_delta: float
     ordered: bool  # time series: stop on the latest rows
@@ -44,9 +54,16 @@ class StoppingPlan:
 
 
 def stopping_plan(
-    settings: EarlyStoppingSpec, hook: IterationHook | None, *, min_train_rows: int, ordered: bool, stratify: bool
+    settings: EarlyStoppingSpec,
+    hook: IterationHook | None,
+    *,
+    min_train_rows: int,
+    ordered: bool,
+    stratify: bool,
+    epochs: EpochHook | None = None,
 ) -> StoppingPlan | None:
-    """The study's early stopping, or None: the model needs an iteration hook and the setting on.
+    """The study's early stopping, or None: the model needs an iteration hook and the setting on
+    (a network, with its ``epochs`` hook, always gets a plan; see :class:`StoppingPlan`).
 
     ``auto`` means on when every training fold has ``early_stopping.min_rows`` rows. On small data
     the rows held out for stopping cost the model more than stopping saves, and a stopping set of
@@ -54,10 +71,11 @@ def stopping_plan(
     140-460 rows, tuning without early stopping found better models at equal time).
     scikit-learn's HistGradientBoosting makes the same call with its own ``early_stopping="auto"``.
     """
-    if hook is None:
-        return None
     enabled = min_train_rows >= settings.min_rows if settings.enabled == "auto" else bool(settings.enabled)
-    if not enabled:
+    if epochs is not None:
+        rounds = settings.epoch_rounds if enabled else None
+        return StoppingPlan(epochs, rounds, settings.fraction, settings.min_delta, ordered, stratify)
+    if hook is None or not enabled:
         return None
     return StoppingPlan(hook, settings.rounds, settings.fraction, settings.min_delta, ordered, stratify)
 

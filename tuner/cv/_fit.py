@@ -22,8 +22,10 @@ import pandas as pd
 
 from tuner.cv._augment import Plan, apply, fit_kwargs
 from tuner.cv._early_stopping import MIN_ROWS, StoppingPlan, fit_with_stopping, stopping_split
+from tuner.cv._epochs import EpochCurves, OnEpoch, fit_by_epoch
 from tuner.cv._records import FoldScores
 from tuner.metrics import Metric
+from tuner.models import EpochHook
 
 _NO_AUGMENT = Plan()
 # Warning texts are cut to this length: a model can put a whole array into one.
@@ -47,6 +49,8 @@ class FoldResult:
     groups: dict[str, tuple[float | None, int]] = field(default_factory=dict)
     best_iteration: int | None = None
     warnings: tuple[str, ...] = ()
+    # A network's per-epoch losses (see tuner.cv._epochs), or None.
+    epochs: EpochCurves | None = None
 
     def scores(self) -> FoldScores:
         """The fold's record for the trial's :class:`~tuner.cv.FoldLog` (needs both scores)."""
@@ -77,6 +81,7 @@ def fit_and_score(
     rows: Callable[[Any], Any] = _unchanged,
     capture_warnings: bool = True,
     fit_params: Mapping[str, Any] | None = None,
+    on_epoch: OnEpoch | None = None,
 ) -> FoldResult:
     """Fit ``estimator`` (in place) on the rows ``train`` of ``X, y`` and score it on the rows ``val``.
 
@@ -89,7 +94,8 @@ def fit_and_score(
         seed: Seed of the resampling, augmentation and early-stopping split.
         metric: The scorer (None: fit only).
         augment: Resampling and augmentation of the training rows.
-        stopping: Early stopping on a split of the training rows (None: fit to the cap).
+        stopping: Early stopping on a split of the training rows (None: fit to the cap). A network's
+            plan trains it epoch by epoch, measuring its loss on that split (see ``tuner.cv._epochs``).
         groups: Group labels of every row; the stopping split keeps whole groups on one side.
         val_groups: Labels of the validation rows whose groups get scores of their own.
         score_train: Also score the original training rows (the train − validation gap).
@@ -99,6 +105,8 @@ def fit_and_score(
             drop them.
         fit_params: Keyword arguments of ``fit``; values with one entry per row of ``X`` are cut to
             the training rows (as scikit-learn's searches do).
+        on_epoch: Called after each epoch of a network trained epoch by epoch, with the epoch
+            (0-based) and its train and validation losses; what it raises ends the fit.
 
     Returns:
         A :class:`FoldResult`.
@@ -106,6 +114,7 @@ def fit_and_score(
     X_train = rows(X if train is None else X.iloc[train])
     y_train = y if train is None else y[train]
     best_iteration = None
+    curves = None
     caught: list[warnings.WarningMessage] = []
     with warnings.catch_warnings(record=True) if capture_warnings else contextlib.nullcontext() as recorded:
         if recorded is not None:
@@ -125,18 +134,35 @@ def fit_and_score(
                 groups=None if groups is None else (groups if train is None else groups[train]),
                 ordered=stopping.ordered,
             )
-            best_iteration = fit_with_stopping(
-                estimator,
-                stopping.hook,
-                augment,
-                _take(X_train, fit_rows),
-                y_train[fit_rows],
-                _take(X_train, stop_rows),
-                y_train[stop_rows],
-                rounds=stopping.rounds,
-                min_delta=stopping.min_delta,
-                seed=seed,
-            )
+            if isinstance(stopping.hook, EpochHook):
+                curves = fit_by_epoch(
+                    estimator,
+                    stopping.hook,
+                    augment,
+                    _take(X_train, fit_rows),
+                    y_train[fit_rows],
+                    _take(X_train, stop_rows),
+                    y_train[stop_rows],
+                    rounds=stopping.rounds,
+                    min_delta=stopping.min_delta,
+                    seed=seed,
+                    on_epoch=on_epoch,
+                )
+                best_iteration = curves.best_epoch
+            else:
+                assert stopping.rounds is not None  # boosting plans exist only with early stopping on
+                best_iteration = fit_with_stopping(
+                    estimator,
+                    stopping.hook,
+                    augment,
+                    _take(X_train, fit_rows),
+                    y_train[fit_rows],
+                    _take(X_train, stop_rows),
+                    y_train[stop_rows],
+                    rounds=stopping.rounds,
+                    min_delta=stopping.min_delta,
+                    seed=seed,
+                )
         seconds = time.perf_counter() - started
         started = time.perf_counter()
         val_score = train_score = None
@@ -161,6 +187,7 @@ def fit_and_score(
         groups=group_scores,
         best_iteration=best_iteration,
         warnings=tuple(messages),
+        epochs=curves,
     )
 
 

@@ -44,6 +44,8 @@ class CVPlan:
 
     scheme: ResolvedCVScheme
     splits: tuple[Split, ...]  # (train positions, validation positions), in pruning order
+    # The folds came from a splitter in Python (TunerSearchCV's `cv`): tuner cannot redraw them.
+    given: bool = False
 
     @property
     def n_splits(self) -> int:
@@ -78,6 +80,19 @@ def make_plan(spec: CVSpec, dataset: Dataset, *, seed: int, label: str) -> tuple
     tuning, holdout = _split_holdout(spec, scheme, dataset, seed=seed_for(seed, "holdout"), label=label)
     splits = _make_splits(spec, scheme, tuning, seed=seed, label=label)
     return CVPlan(scheme=scheme, splits=tuple(order_folds(splits, scheme))), tuning, holdout
+
+
+def resplit(spec: CVSpec, plan: CVPlan, dataset: Dataset, *, seed: int, label: str) -> tuple[Split, ...] | None:
+    """The plan's scheme on ``dataset`` (the tuning rows) drawn again with another ``seed``: an
+    independent repeat of the same CV, for re-scoring candidates (:mod:`tuner.racing`).
+
+    None when a new seed would not give new folds: time series, unshuffled folds, or folds given
+    by a splitter from Python.
+    """
+    if plan.given or plan.scheme == "timeseries" or not spec.shuffle:
+        return None
+    splits = _make_splits(spec, plan.scheme, dataset, seed=seed, label=label)
+    return tuple(order_folds(splits, plan.scheme))
 
 
 def resolve_scheme(spec: CVSpec, dataset: Dataset) -> ResolvedCVScheme:

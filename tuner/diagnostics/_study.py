@@ -12,6 +12,8 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from tuner.diagnostics._curve import DEFAULT_SIZES, LearningCurve, check_sizes, learning_curve
+from tuner.diagnostics._dashboard import publish
+from tuner.diagnostics._remedies import Remedy, remedies
 from tuner.diagnostics._summary import DataSummary, summarize
 from tuner.setup import build
 from tuner.store import StudyRef, best_trial, load_stored, pareto_front, resolve_ref, schema, stored_spec
@@ -29,6 +31,8 @@ class StudyDiagnosis:
     flag_counts: dict[str, int]
     best: optuna.trial.FrozenTrial | None
     curve: LearningCurve | None
+    # What to do about each flag of the best trial (see tuner.diagnostics._remedies).
+    remedies: tuple[Remedy, ...] = ()
 
 
 def diagnose(
@@ -71,6 +75,13 @@ def diagnose(
     computed = learning_curve(context, context.params_of(best), sizes=sizes) if curve and best is not None else None
     if computed is not None and best is not None and store:
         study.set_user_attr(schema.LEARNING_CURVE, curve_attr(computed, best.number))
+        publish(study)  # the learning curve joins the figures optuna-dashboard shows
+    if computed is not None:
+        more_data: bool | None = computed.more_data_helps
+    else:
+        stored = study.user_attrs.get(schema.LEARNING_CURVE)
+        same = isinstance(stored, dict) and best is not None and stored.get(schema.CURVE_TRIAL) == best.number
+        more_data = bool(stored.get(schema.CURVE_MORE_DATA_HELPS)) if same and isinstance(stored, dict) else None
     return StudyDiagnosis(
         study=found.name,
         metric=context.metric.name,
@@ -80,6 +91,14 @@ def diagnose(
         flag_counts=dict(flag_counts),
         best=best,
         curve=computed,
+        remedies=remedies(
+            spec,
+            best=best,
+            knobs=context.model.knobs,
+            space=context.space,
+            task=context.dataset.task,
+            more_data=more_data,
+        ),
     )
 
 

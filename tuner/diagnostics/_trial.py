@@ -15,6 +15,7 @@ import optuna
 
 from tuner import _optuna
 from tuner.cv import FoldLog
+from tuner.diagnostics._dashboard import note, note_attrs
 from tuner.store import best_val_mean, schema
 
 # A trial is `overfit` when its gap is larger than OVERFIT_SE standard errors of the per-fold
@@ -50,9 +51,15 @@ def flags(log: FoldLog, *, baseline: float | None, best_so_far: float | None = N
 
 
 def record(
-    trial: optuna.Trial, log: FoldLog, *, baseline: float | None, messages: set[str] | None = None
+    trial: optuna.Trial,
+    log: FoldLog,
+    *,
+    baseline: float | None,
+    messages: set[str] | None = None,
+    metric: str = "score",
 ) -> dict[str, Any]:
-    """Store the fold log as user attributes of ``trial``; returns what was stored."""
+    """Store the fold log as user attributes of ``trial``, and the same as its optuna-dashboard note
+    (one transaction on RDB storages); returns what was stored."""
     attrs: dict[str, Any] = {
         schema.VAL_SCORES: [_finite(s) for s in log.val_scores],
         schema.VAL_MEAN: _finite(log.val_mean),
@@ -73,7 +80,8 @@ def record(
         attrs[schema.GROUP_GAP] = _finite(log.group_gap) if log.group_gap is not None else None
     if messages:
         attrs[schema.WARNINGS] = sorted(messages)[:10]
-    _optuna.set_user_attrs(trial, attrs)
+    body = note(attrs, number=trial.number, metric=metric)
+    _optuna.set_user_attrs(trial, attrs, study_system_attrs=note_attrs(_optuna.trial_id(trial), body))
     return attrs
 
 

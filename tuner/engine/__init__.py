@@ -25,7 +25,7 @@ if TYPE_CHECKING:
         this_worker,
     )
     from tuner.engine._loop import CtrlCLatch, FailureGuard, LoopResult, run_trials
-    from tuner.engine._progress import StudyProgress
+    from tuner.engine._progress import RaceProgress, StudyProgress
     from tuner.engine._run import StudyInterrupted, StudyResult, run_study
     from tuner.engine._study import open_study
     from tuner.engine._worker import WorkerJob, WorkerSummary, join_study, run_worker
@@ -46,6 +46,7 @@ _LAZY = {
     "FailureGuard": "tuner.engine._loop",
     "LoopResult": "tuner.engine._loop",
     "run_trials": "tuner.engine._loop",
+    "RaceProgress": "tuner.engine._progress",
     "StudyProgress": "tuner.engine._progress",
     "StudyInterrupted": "tuner.engine._run",
     "StudyResult": "tuner.engine._run",
@@ -68,6 +69,7 @@ __all__ = [
     "FailureGuard",
     "LoopResult",
     "Pulse",
+    "RaceProgress",
     "RunningTrial",
     "StudyInterrupted",
     "StudyProgress",

@@ -39,10 +39,10 @@ def process_main(payload: bytes, index: int, stop: Any, gate: Any, ignore_ctrl_c
     code = 0
     try:
         # Start-up time: the worker handles Ctrl-C before it imports the trial loop and scikit-learn.
-        from tuner.engine._worker import run_single_threaded
+        from tuner.engine._worker import run_process
 
         job = pickle.loads(payload)
-        code = run_single_threaded(job, index, partial(locked, gate), stop.is_set)
+        code = run_process(job, index, partial(locked, gate), stop.is_set)
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
     sys.exit(code)

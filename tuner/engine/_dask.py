@@ -13,7 +13,6 @@ from functools import partial
 from typing import Any
 
 import optuna
-from threadpoolctl import threadpool_limits
 
 from tuner.engine._child import locked
 from tuner.engine._loop import FailureGuard
@@ -108,8 +107,7 @@ def _dask_task(job: WorkerJob, index: int, token: str) -> int:
     stop = Event(f"tuner-stop-{token}")
     gate = Lock(f"tuner-gate-{token}")
     optuna.logging.set_verbosity(job.log_level)
-    with threadpool_limits(limits=1):
-        return run_worker(job, index=index, gate=partial(locked, gate), should_stop=stop.is_set)
+    return run_worker(job, index=index, gate=partial(locked, gate), should_stop=stop.is_set)
 
 
 def _dask_failure(future: Any) -> str | None:

@@ -2,8 +2,8 @@
 
 Processes, not threads: models hold the GIL. Workers come from a fork server (``spawn`` where
 there is none), since forking a process that already opened database connections or started
-OpenMP threads is unsafe, and each runs its models single-threaded (BLAS/OpenMP pools limited to
-one thread). The job reaches a worker pickled through a pipe, never on a command line, so a
+OpenMP threads is unsafe, and each runs its models with its share of the cores (the run's
+``threads``, :mod:`tuner.threads`). The job reaches a worker pickled through a pipe, never on a command line, so a
 storage password stays out of ``ps``. The parent creates the study before any worker starts,
 shows progress by polling the storage, feeds every finished trial to one failure guard (so "in a
 row" spans workers), and on Ctrl-C or SIGTERM stops the workers and repairs what they left.
@@ -31,7 +31,6 @@ from typing import Any
 
 import optuna
 from optuna.trial import TrialState
-from threadpoolctl import threadpool_limits
 
 from tuner import _optuna
 from tuner.engine._budget import Budget
@@ -319,14 +318,13 @@ def _run_here(
     gate: Gate,
     should_stop: Callable[[], bool],
 ) -> bool:
-    """The parent's share of the trials, as worker 0: one-thread model pools, a sampler seed of its own.
+    """The parent's share of the trials, as worker 0: the same thread share, a sampler seed of its own.
 
     Like a worker process it stops at its own streak of failures (the shared guard only sees
     trials when it polls); the other workers go on until their own streak or the shared guard
     stops them. Returns whether the sampler ran out of configurations.
     """
-    with threadpool_limits(limits=1):
-        outcome, _ = work(stored, objective, job, 0, gate, should_stop)
+    outcome, _ = work(stored, objective, job, 0, gate, should_stop)
     return outcome.exhausted
 
 

@@ -11,7 +11,7 @@ import time
 import optuna
 from optuna.trial import TrialState
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
 
 from tuner.engine._budget import is_counted
 from tuner.store import is_feasible, schema
@@ -119,3 +119,48 @@ def _outcome(trial: optuna.trial.FrozenTrial) -> str:
         return "pruned"
     error = trial.user_attrs.get(schema.ERROR)
     return f"failed ({error})" if error else "failed"
+
+
+class RaceProgress:
+    """Progress of the final choice's re-scoring (:func:`tuner.racing.race`): a bar on a terminal,
+    one plain line per (candidate, repeat) otherwise."""
+
+    def __init__(self, *, console: Console | None = None, enabled: bool = True) -> None:
+        self.console = console or Console(stderr=True)
+        self.enabled = enabled
+        self.started = time.monotonic()
+        self._live = enabled and self.console.is_terminal
+        self._bar = Progress(
+            TextColumn("[bold]final choice"),
+            BarColumn(),
+            TextColumn("{task.completed:.0f}/{task.total:.0f} candidate CV repeats"),
+            TextColumn("elapsed {task.fields[elapsed]} ETA {task.fields[eta]}"),
+            console=self.console,
+            transient=False,
+        )
+        self._task: TaskID | None = None
+
+    def __enter__(self) -> RaceProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._bar.stop()
+
+    def __call__(self, done: int, total: int, number: int, repeat: int, seconds: float) -> None:
+        if not self.enabled:
+            return
+        elapsed = time.monotonic() - self.started
+        eta = _clock(elapsed / done * (total - done))
+        if self._live:
+            if self._task is None:
+                self._task = self._bar.add_task("race", total=total, elapsed="00:00", eta="--:--")
+                self._bar.start()
+            self._bar.update(self._task, completed=done, elapsed=_clock(elapsed), eta=eta)
+            return
+        self.console.print(
+            f"final choice: trial {number} re-scored on extra CV repeat {repeat} ({seconds:.1f} s) | {done}/{total} "
+            f"done | elapsed {_clock(elapsed)} | ETA {eta}",
+            highlight=False,
+            soft_wrap=True,
+        )

@@ -21,23 +21,26 @@ from optuna.trial import TrialState
 from rich.console import Console
 
 from tuner.data import Arrays
+from tuner.diagnostics import publish
 from tuner.engine._budget import Budget, counted
 from tuner.engine._dask import run_on_dask
 from tuner.engine._liveness import reap
 from tuner.engine._loop import Callback, FailureGuard, LoopResult, Terminated, run_trials, sigterm_as_ctrl_c
 from tuner.engine._processes import prestart, run_processes
-from tuner.engine._progress import StudyProgress
+from tuner.engine._progress import RaceProgress, StudyProgress
 from tuner.engine._study import open_study
 from tuner.engine._supervise import Watcher
 from tuner.engine._worker import WorkerJob, seed_sampler, too_many_failures
 from tuner.errors import SpecError, TooManyFailures, TunerError, sentence
 from tuner.final import fit_final
 from tuner.models import get_model
-from tuner.objective import make_objective
+from tuner.objective import CVObjective, Objective, make_objective
+from tuner.racing import race
 from tuner.search import enqueue
 from tuner.setup import PythonData, StudyContext, build
 from tuner.spec import StudySpec, load_spec
-from tuner.store import DEFAULT_HEARTBEAT, Heartbeat, counts, is_server, resolve_url
+from tuner.store import DEFAULT_HEARTBEAT, MEMORY_URL, Choice, Heartbeat, counts, final_choice, is_server, resolve_url
+from tuner.threads import limited, model_threads
 from tuner.tracking import MLflowTracker, require_mlflow
 
 
@@ -68,10 +71,16 @@ class StudyResult:
 
     @property
     def best_trial(self) -> optuna.trial.FrozenTrial | None:
-        try:
-            return self.study.best_trial
-        except (ValueError, RuntimeError):  # no feasible complete trial; several objectives
-            return None
+        """The final choice (``final_choice``: the best mean over the re-scored candidates' CV
+        repeats, or the raw maximum); None before a feasible complete trial, or with several objectives."""
+        choice = self.choice
+        return None if choice is None else choice.trial
+
+    @property
+    def choice(self) -> Choice | None:
+        """The final choice with its uncertainty: mean ± standard error over every fold and repeat,
+        the runner-up, the lead and whether it is within noise (``choice.lines(metric)`` in words)."""
+        return final_choice(self.study)
 
     @property
     def best_value(self) -> float | None:
@@ -171,8 +180,9 @@ def run_study(
         overrides: ``"key.path=value"`` strings applied to the spec.
         allow_space_change: Resume even if the stored search space differs.
         max_failures: Stop after this many failed trials in a row (overrides ``budget.max_failures``).
-        n_jobs: Worker processes on this machine (overrides ``budget.n_jobs``); each runs its
-            models single-threaded. More than 1 needs an objective that can be pickled.
+        n_jobs: Worker processes on this machine (overrides ``budget.n_jobs``); each fits its
+            models with its share of the cores (``budget.threads``, see :mod:`tuner.threads`).
+            More than 1 needs an objective that can be pickled.
         dask: ``"local"`` for a LocalCluster, or a scheduler address: run the workers as Dask
             tasks (``n_jobs`` of them; default: one per worker thread of the cluster).
         heartbeat: How workers prove they are alive, so a dead worker's trial is retried.
@@ -204,7 +214,9 @@ def run_study(
     preload = _model_library(spec) if processes else []
     if processes:
         prestart(preload)
-    context = build(spec, data=data)
+    # Dask workers decide their own share where they run; this process then runs no trial.
+    threads = model_threads(spec.budget.threads, None if dask is not None else jobs)
+    context = build(spec, data=data, threads=threads)
     fn = make_objective(context, objective)
     url = resolve_url(spec.storage, base_dir=spec.base_dir)
     stored = open_study(spec, context, url, allow_space_change=allow_space_change, heartbeat=heartbeat)
@@ -225,6 +237,9 @@ def run_study(
     budget = Budget(spec.budget.n_trials)
     done = budget.done(study)
     if done >= budget.n_trials:
+        # Nothing left to try; the final choice may still miss re-scored candidates (a run stopped
+        # while racing, or trials run by `tuner worker`).
+        _choose(result, fn, progress=progress, console=console)
         return result
     limit = max_failures if max_failures is not None else spec.budget.max_failures
     guard = FailureGuard(limit)
@@ -249,6 +264,7 @@ def run_study(
                     heartbeat=heartbeat,
                     allow_space_change=allow_space_change,
                     log_level=optuna.logging.get_verbosity(),
+                    threads=None if dask is not None else threads,
                 )
                 watcher = Watcher(study, [bar, guard, *callbacks])
                 if dask is not None:
@@ -259,17 +275,18 @@ def run_study(
                     n = max(1, min(jobs, budget.n_trials - done))
                     result.exhausted = run_processes(stored, job, n, watcher, guard, fn, preload=preload)
             else:
-                outcome: LoopResult = run_trials(
-                    stored,
-                    fn,
-                    budget=budget,
-                    timeout=spec.budget.timeout,
-                    guard=guard,
-                    callbacks=[bar, *callbacks],
-                    heartbeat=heartbeat,
-                    # One process, but other machines may run `tuner worker` on a server storage meanwhile.
-                    first_trial=seed_sampler(stored, spec, None, shared=is_server(url)),
-                )
+                with limited(threads):
+                    outcome: LoopResult = run_trials(
+                        stored,
+                        fn,
+                        budget=budget,
+                        timeout=spec.budget.timeout,
+                        guard=guard,
+                        callbacks=[bar, *callbacks],
+                        heartbeat=heartbeat,
+                        # One process, but other machines may run `tuner worker` on a server storage meanwhile.
+                        first_trial=seed_sampler(stored, spec, None, shared=is_server(url)),
+                    )
                 result.exhausted = outcome.exhausted
         except KeyboardInterrupt as stop:
             result.ran = bar.finished_here
@@ -281,7 +298,22 @@ def run_study(
     # as a success, with nothing learned and the error hidden in the storage.
     if guard.first_error is not None and not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         raise _nothing_completed(spec, guard)
+    _choose(result, fn, progress=progress, console=console)
+    if url != MEMORY_URL:  # no dashboard can open a study held in this process's memory
+        publish(study)  # the diagnostics figures on the study page of optuna-dashboard
     return result
+
+
+def _choose(result: StudyResult, fn: Objective, *, progress: bool, console: Console | None) -> None:
+    """Re-score the top candidates for the final choice (:func:`tuner.racing.race`), in this one
+    process once every worker has ended. Ctrl-C stops it like a trial: what was scored is kept."""
+    assert result.context is not None
+    with RaceProgress(console=console, enabled=progress) as shown:
+        try:
+            with limited(result.context.threads):  # the trials' share: OpenMP and BLAS as they ran
+                race(result.context, result.study, builtin=isinstance(fn, CVObjective), progress=shown)
+        except KeyboardInterrupt as stop:
+            raise StudyInterrupted(result, signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT) from None
 
 
 def _python_data(

@@ -8,6 +8,7 @@ resumed run can tell what changed.
 from __future__ import annotations
 
 import json
+import warnings
 from typing import Any
 
 import optuna
@@ -78,6 +79,12 @@ def open_study(
         study.set_user_attr(schema.BASELINE, context.baseline)
         study.set_user_attr(schema.SPEC_HASH, stored.spec_hash())
         study.set_user_attr(schema.SPEC, stored.to_json())
+    names = targets.labels(spec.objective, context.metric.name)
+    if study.metric_names != names:  # optuna-dashboard names the objectives by these
+        with warnings.catch_warnings():
+            # Experimental since Optuna 3.2 and unchanged since; the warning would only puzzle users.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(names)
     if attrs.get(schema.BASE_DIR) != str(spec.base_dir):
         study.set_user_attr(schema.BASE_DIR, str(spec.base_dir))
         if spec.spec_path is not None:

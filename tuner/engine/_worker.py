@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from threadpoolctl import threadpool_limits
 
 from tuner.engine._budget import Budget, counted
 from tuner.engine._loop import FailureGuard, LoopResult, run_trials
@@ -29,6 +28,7 @@ from tuner.seeds import seed_for
 from tuner.setup import build
 from tuner.spec import StudySpec, load_spec
 from tuner.store import DEFAULT_HEARTBEAT, Heartbeat, StoredStudy, load_stored, resolve_url, storage_url
+from tuner.threads import limited, model_threads
 
 Gate = Callable[[], AbstractContextManager[Any]]
 # Exit code of a worker process stopped by its failure guard; the parent reports that itself.
@@ -47,6 +47,13 @@ class WorkerJob:
     heartbeat: Heartbeat | None = DEFAULT_HEARTBEAT
     allow_space_change: bool = False
     log_level: int = logging.ERROR
+    # Threads per model fit, decided by the run for its local workers; None: the worker decides
+    # (`tuner worker` and Dask tasks do not know how many workers share their machine).
+    threads: int | None = None
+
+    def model_threads(self) -> int:
+        """This worker's threads per model fit (see :mod:`tuner.threads`)."""
+        return self.threads if self.threads is not None else model_threads(self.spec.budget.threads, None)
 
 
 @dataclass(frozen=True)
@@ -122,7 +129,7 @@ def run_worker(
         TunerError: for an invalid spec, data or storage.
     """
     spec = job.spec
-    context = build(spec, data=job.data)
+    context = build(spec, data=job.data, threads=job.model_threads())
     objective = make_objective(context, job.objective)
     stored = open_study(spec, context, job.url, allow_space_change=job.allow_space_change, heartbeat=job.heartbeat)
     label = index if index is not None else f"{socket.gethostname()}:{os.getpid()}"
@@ -140,20 +147,22 @@ def work(
     gate: Gate | None,
     should_stop: Callable[[], bool] | None,
 ) -> tuple[LoopResult, FailureGuard]:
-    """One worker's trial loop on an open study: its own sampler seed and its own failure streak."""
+    """One worker's trial loop on an open study: its own sampler seed and its own failure streak, its
+    models' OpenMP and BLAS pools capped at its share of the cores."""
     spec = job.spec
     guard = FailureGuard(job.max_failures)
-    outcome = run_trials(
-        stored,
-        objective,
-        budget=Budget(spec.budget.n_trials),
-        timeout=spec.budget.timeout,
-        guard=guard,
-        heartbeat=job.heartbeat,
-        gate=gate,
-        should_stop=should_stop,
-        first_trial=seed_sampler(stored, spec, label, shared=True),
-    )
+    with limited(job.model_threads()):
+        outcome = run_trials(
+            stored,
+            objective,
+            budget=Budget(spec.budget.n_trials),
+            timeout=spec.budget.timeout,
+            guard=guard,
+            heartbeat=job.heartbeat,
+            gate=gate,
+            should_stop=should_stop,
+            first_trial=seed_sampler(stored, spec, label, shared=True),
+        )
     return outcome, guard
 
 
@@ -193,12 +202,11 @@ def too_many_failures(spec: StudySpec, guard: FailureGuard) -> TooManyFailures:
     )
 
 
-def run_single_threaded(job: WorkerJob, index: int | str, gate: Gate | None, should_stop: Callable[[], bool]) -> int:
-    """Run a worker with one-thread BLAS/OpenMP pools; return its exit code (0, or why it stopped)."""
+def run_process(job: WorkerJob, index: int | str, gate: Gate | None, should_stop: Callable[[], bool]) -> int:
+    """Run a local worker process's loop; return its exit code (0, or why it stopped)."""
     optuna.logging.set_verbosity(job.log_level)
     try:
-        with threadpool_limits(limits=1):
-            run_worker(job, index=index, gate=gate, should_stop=should_stop)
+        run_worker(job, index=index, gate=gate, should_stop=should_stop)
     except TooManyFailures:
         return EXIT_TOO_MANY_FAILURES
     except TunerError as exc:

@@ -27,7 +27,7 @@ def _xgb(kind: str) -> Any:
         import xgboost  # start-up time: xgboost takes a second to import; only this model needs it
 
         # hist is XGBoost's fastest CPU method; verbosity 0 keeps trial logs clean; one thread
-        # because parallelism comes from worker processes (XGBoost would take every core).
+        # unless the thread policy gives more (build() sets n_jobs; XGBoost would take every core).
         return getattr(xgboost, f"XGB{kind}")(**{"tree_method": "hist", "verbosity": 0, "n_jobs": 1, **params})
 
     return build

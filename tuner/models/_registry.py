@@ -42,6 +42,16 @@ class IterationHook:
 
 
 @dataclass(frozen=True)
+class EpochHook:
+    """A catalog network's epoch hook: the parameter that caps its epochs (``max_iter``,
+    ``max_epochs``). Its estimator trains one epoch at a time (:class:`tuner.models.EpochModel`), so
+    :func:`tuner.cv.fit_and_score` measures the losses of every epoch, stops early, and lets the
+    pruner stop the trial between epochs."""
+
+    param: str
+
+
+@dataclass(frozen=True)
 class Knob:
     """A regularisation knob of a catalog model: moving ``param`` towards ``simpler`` ("higher" or
     "lower") makes the model simpler (fights overfitting); the other way adds capacity (fights
@@ -69,12 +79,17 @@ class ModelEntry:
     regressor_space: Mapping[str, ParamSpec] = field(default_factory=dict)
     scale: bool = False
     handles_missing: bool = False
+    # The extra that installs the model (`pip install 'tuner[<requires>]'`), and the modules it
+    # needs (default: the module of that name).
     requires: str | None = None
+    modules: tuple[str, ...] = ()
     # Fidelity hook: the boosting-iteration parameter and how its library stops early.
     iterations: IterationHook | None = None
     # Put before the catalog's parameter names in a pipeline (``model__``): the start-up portfolio
     # (tuner.search.known_good) is keyed by the bare names.
     param_prefix: str = ""
+    # Networks trained epoch by epoch (see EpochHook).
+    epochs: EpochHook | None = None
     # The regularisation knobs, strongest first (see Knob).
     knobs: tuple[Knob, ...] = ()
     # An estimator handed in from Python (TunerSearchCV, `run_study(model=...)`): tuned exactly as
@@ -93,7 +108,9 @@ class ModelEntry:
 
     @property
     def available(self) -> bool:
-        return self.requires is None or importlib.util.find_spec(self.requires) is not None
+        if self.requires is None:
+            return True
+        return all(importlib.util.find_spec(module) is not None for module in self.modules or (self.requires,))
 
     def factory(self, task: Task) -> Factory:
         factory = self.classifier if task == "classification" else self.regressor
@@ -200,8 +217,8 @@ def _fill_defaults(estimator: Any, *, seed: int, n_jobs: int, proba: bool) -> No
     if "random_state" in current and current["random_state"] is None:
         updates["random_state"] = seed
     # sklearn treats n_jobs=None as 1 already (and deprecates it on some estimators), so only
-    # an explicit request for more threads is passed on; threaded libraries default to 1 in
-    # their factories because parallelism comes from worker processes.
+    # more threads than 1 (the thread policy's share, tuner.threads) is passed on; threaded
+    # libraries default to 1 in their factories.
     if "n_jobs" in current and n_jobs != 1:
         updates["n_jobs"] = n_jobs
     if proba and current.get("probability") is False:

@@ -91,8 +91,10 @@ def in_pipeline(entry: ModelEntry, steps: Sequence[StepSpec]) -> ModelEntry:
     """``entry`` as the last step of the declared pipeline ``steps``, which replace its preprocessing.
 
     The entry's scaler is dropped (a ``scale`` step is the user's to list), its space is renamed
-    ``model__…`` (and so are its start-up configurations, by ``param_prefix``), and its iteration hook is dropped: early stopping and the
-    ``iterations`` fidelity need the bare model.
+    ``model__…`` (and so are its start-up configurations, by ``param_prefix``), and its iteration
+    and epoch hooks are dropped: early stopping, the ``iterations`` fidelity and epoch-by-epoch
+    training need the bare model (a network in a declared pipeline trains to its epoch cap,
+    without epoch curves).
     """
 
     def prefixed(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -114,6 +116,7 @@ def in_pipeline(entry: ModelEntry, steps: Sequence[StepSpec]) -> ModelEntry:
         param_prefix=f"{MODEL_STEP}__",
         scale=False,
         iterations=None,
+        epochs=None,
     )
 
 

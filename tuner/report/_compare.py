@@ -10,7 +10,6 @@ import csv
 import io
 import json
 import math
-import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -20,7 +19,7 @@ from rich.table import Table
 
 from tuner import _optuna
 from tuner.errors import ReportError
-from tuner.store import StudySnapshot, read_study, resolve_ref, schema, snapshot
+from tuner.store import StudySnapshot, StudySummary, read_summary, resolve_ref, schema, snapshot
 
 COMPARE_FORMATS = ("table", "csv", "json", "markdown")
 
@@ -50,8 +49,8 @@ class ComparisonRow:
     pareto_trials: tuple[int, ...] = ()
 
 
-def compare_snapshots(snapshots: Iterable[StudySnapshot]) -> list[ComparisonRow]:
-    """One :class:`ComparisonRow` per study, in the given order."""
+def compare_snapshots(snapshots: Iterable[StudySnapshot | StudySummary]) -> list[ComparisonRow]:
+    """One :class:`ComparisonRow` per study (a snapshot or a summary), in the given order."""
     return [row_of(s) for s in snapshots]
 
 
@@ -75,16 +74,16 @@ def compare(
         >>> rows = compare(["studies/quickstart.yaml", "other@runs/other.db"])
         >>> print(format_comparison(rows, "markdown"))
     """
-    snapshots = []
+    summaries: list[StudySnapshot | StudySummary] = []
     for item in studies:
         if isinstance(item, StudySnapshot):
-            snapshots.append(item)
+            summaries.append(item)
         elif isinstance(item, optuna.Study):
-            snapshots.append(snapshot(item, _study_url(item)))
+            summaries.append(snapshot(item, _study_url(item)))
         else:
             found = resolve_ref(str(item), storage=storage)
-            snapshots.append(read_study(found.name, found.url))
-    return compare_snapshots(snapshots)
+            summaries.append(read_summary(found.name, found.url))
+    return compare_snapshots(summaries)
 
 
 def _study_url(study: optuna.Study) -> str:
@@ -92,25 +91,19 @@ def _study_url(study: optuna.Study) -> str:
     return str(getattr(engine, "url", "")) or "in-memory"
 
 
-def row_of(snap: StudySnapshot) -> ComparisonRow:
-    """The comparison row of one study."""
-    counts = snap.counts()
-    best = snap.best_trial
+def row_of(study: StudySnapshot | StudySummary) -> ComparisonRow:
+    """The comparison row of one study (a snapshot's row covers every trial, also when it holds a sample)."""
+    summary = study.summary() if isinstance(study, StudySnapshot) else study
+    counts = summary.counts
+    best = summary.best
     attrs = best.user_attrs if best else {}
-    finished = [t for t in snap.finished() if t.datetime_start and t.datetime_complete]
-    durations = [t.duration.total_seconds() for t in finished if t.duration is not None]
-    wall = None
-    if finished:
-        start = min(t.datetime_start for t in finished if t.datetime_start)
-        end = max(t.datetime_complete for t in finished if t.datetime_complete)
-        wall = (end - start).total_seconds()
     return ComparisonRow(
-        study=snap.name,
-        storage=snap.storage,
-        model=snap.model,
-        data=snap.data_source,
-        metric=snap.metric,
-        direction="/".join(snap.directions),
+        study=summary.name,
+        storage=summary.storage,
+        model=summary.model,
+        data=summary.data_source,
+        metric=summary.metric,
+        direction="/".join(summary.directions),
         complete=counts["complete"],
         pruned=counts["pruned"],
         failed=counts["fail"],
@@ -120,9 +113,9 @@ def row_of(snap: StudySnapshot) -> ComparisonRow:
         best_params=dict(best.params) if best else {},
         gap=number(attrs.get(schema.GAP)),
         worst_group=number(attrs.get(schema.WORST_GROUP_SCORE)),
-        wall_seconds=wall,
-        seconds_per_trial=statistics.fmean(durations) if durations else None,
-        pareto_trials=snap.pareto_numbers,
+        wall_seconds=summary.wall_seconds,
+        seconds_per_trial=summary.seconds_per_trial,
+        pareto_trials=summary.pareto_numbers,
     )
 
 

@@ -31,10 +31,11 @@ from optuna import visualization as vis
 from optuna.importance import get_param_importances
 from plotly.graph_objects import Figure
 
+from tuner.diagnostics import answers, study_remedies
 from tuner.errors import ReportError
 from tuner.outputs import file_in, output_file
 from tuner.report._compare import display_cells, duration, fmt_number, number, row_of
-from tuner.setup import PruningPlan
+from tuner.setup import PruningPlan, stored_epoch_cap
 from tuner.store import StudySnapshot, schema
 
 _TOP_SLICES = 4
@@ -66,6 +67,7 @@ def build_plots(snap: StudySnapshot) -> ReportContent:
         content.skipped["all plots"] = "the study has no complete trial yet"
         return content
     study = snap.to_study()
+    sampled = _sample_note(snap)
     for key, title, make in _PLOTS:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -80,28 +82,69 @@ def build_plots(snap: StudySnapshot) -> ReportContent:
         result, verdict = result if isinstance(result, tuple) else (result, "")
         messages = sorted({str(w.message) for w in caught})
         note = "; ".join([verdict, *messages] if verdict else messages)[:1000]
+        if sampled and key not in _ONE_TRIAL:
+            note = f"{sampled} {note}".strip()
         result.update_layout(title=title)
         content.plots.append(Plot(key=key, title=title, figure=result, note=note))
     return content
 
 
+# Charts of one trial (the best), which a sample of the others does not change.
+_ONE_TRIAL = frozenset({"groups", "learning_curve"})
+
+
+def _sample_note(snap: StudySnapshot) -> str:
+    """What a chart of a sampled study says about its points ("" when every trial is plotted)."""
+    if not snap.sampled or snap.whole is None:
+        return ""
+    return (
+        f"Sampled: {len(snap.trials):,} of {snap.whole.n_trials:,} trials plotted (the best, every new best and "
+        "the top trials always; the rest evenly spread by state and trial number)."
+    )
+
+
+def _named(snap: StudySnapshot) -> list[str]:
+    """Each objective's name and what is optimised: ``roc_auc (maximize)``, ``gap (minimize)``."""
+    return [f"{name} ({direction})" for name, direction in zip(snap.objectives, snap.directions, strict=True)]
+
+
 def _target(snap: StudySnapshot) -> dict[str, Any]:
     # Optuna's single-objective plots need a target for multi-objective studies: the first one.
     if snap.multi_objective:
-        return {"target": lambda t: t.values[0], "target_name": f"{snap.metric} (objective 0)"}
-    return {"target_name": snap.metric}
+        return {"target": lambda t: t.values[0], "target_name": _named(snap)[0]}
+    return {"target_name": _named(snap)[0]}
 
 
 def _history(study: optuna.Study, snap: StudySnapshot) -> Figure | str:
     if snap.multi_objective:
-        return vis.plot_pareto_front(study) if len(snap.directions) <= 3 else "more than 3 objectives"
-    return vis.plot_optimization_history(study, target_name=snap.metric)
+        if len(snap.directions) > 3:
+            return "more than 3 objectives"
+        return vis.plot_pareto_front(study, target_names=_named(snap))
+    return vis.plot_optimization_history(study, target_name=_named(snap)[0])
+
+
+def _lower_is_better(snap: StudySnapshot, index: int) -> Callable[[optuna.trial.FrozenTrial], float]:
+    """Objective ``index`` oriented as Optuna's default importance evaluator (PED-ANOVA) reads a
+    target: lower is better, so a maximised objective is negated. Without this, importances of
+    a maximised objective would say what makes it *low*."""
+    sign = -1.0 if snap.directions[index] == "maximize" else 1.0
+    return lambda t: sign * t.values[index]
 
 
 def _importances(study: optuna.Study, snap: StudySnapshot) -> Figure | str:
     if not _varied_params(snap):
         return "no parameter took more than one value"
-    return vis.plot_param_importances(study, **_target(snap))
+    if not snap.multi_objective:
+        return vis.plot_param_importances(study, **_target(snap))  # the evaluator follows the study's direction
+    figure: Figure | None = None
+    with warnings.catch_warnings():
+        # The evaluator warns that it reads a target as "lower is better": each one here is oriented so.
+        warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes")
+        for index, name in enumerate(_named(snap)):
+            part = vis.plot_param_importances(study, target=_lower_is_better(snap, index), target_name=name)
+            figure = part if figure is None else figure.add_traces(part.data)
+    assert figure is not None
+    return figure
 
 
 def _parallel(study: optuna.Study, snap: StudySnapshot) -> Figure | str:
@@ -123,7 +166,11 @@ def _intermediate(study: optuna.Study, snap: StudySnapshot) -> Figure | str:
     figure = vis.plot_intermediate_values(study)
     pruner = snap.spec.get("pruner") or {}
     plan = PruningPlan.of(
-        str(pruner.get("fidelity", "folds")), str(pruner.get("name", "median")), multi_objective=snap.multi_objective
+        str(pruner.get("fidelity", "folds")),
+        str(pruner.get("name", "median")),
+        multi_objective=snap.multi_objective,
+        epochs_per_fold=stored_epoch_cap(snap.spec),
+        maximize=snap.directions[:1] != ("minimize",),
     )
     steps, values = plan.axis_titles(snap.metric)
     figure.update_layout(xaxis_title=steps, yaxis_title=values)
@@ -144,46 +191,81 @@ def _top_params(study: optuna.Study, snap: StudySnapshot) -> list[str]:
     if len(varied) <= _TOP_SLICES:
         return varied
     try:
-        ranked = get_param_importances(study, params=varied, target=_target(snap).get("target"))
+        target = _lower_is_better(snap, 0) if snap.multi_objective else None
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes")
+            ranked = get_param_importances(study, params=varied, target=target)
     except (ValueError, RuntimeError):
         return varied[:_TOP_SLICES]
     return list(ranked)[:_TOP_SLICES]
 
 
+# Flags as colours that stand out on white (a continuous scale made small gaps white, invisible).
+_FLAG_COLOURS = {"overfit": "#d62728", "underfit": "#1f77b4", "overfit, underfit": "#9467bd", "no flag": "#555555"}
+
+
+def _flag_of(trial: optuna.trial.FrozenTrial) -> str:
+    return ", ".join(trial.user_attrs.get(schema.FLAGS) or []) or "no flag"
+
+
+def _by_flag(trials: Sequence[optuna.trial.FrozenTrial]) -> dict[str, list[optuna.trial.FrozenTrial]]:
+    groups: dict[str, list[optuna.trial.FrozenTrial]] = {}
+    for trial in trials:
+        groups.setdefault(_flag_of(trial), []).append(trial)
+    return groups
+
+
 def _train_vs_val(study: optuna.Study, snap: StudySnapshot) -> Figure | str:
-    points = [(t.number, *pair) for t in snap.finished() if (pair := _train_val(t)) is not None]
-    if not points:
+    trials = [t for t in snap.finished() if _train_val(t) is not None]
+    if not trials:
         return "no trial recorded train scores (diagnostics)"
-    numbers, train, val = zip(*points, strict=True)
-    gaps = [a - b for a, b in zip(train, val, strict=True)]
     figure = go.Figure()
-    figure.add_trace(
-        go.Scatter(
-            x=val,
-            y=train,
-            mode="markers",
-            name="trials",
-            text=[f"trial {n}<br>gap {g:.4g}" for n, g in zip(numbers, gaps, strict=True)],
-            marker={"color": gaps, "colorscale": "Reds", "showscale": True, "colorbar": {"title": "gap"}},
+    for flag, chosen in _by_flag(trials).items():
+        pairs = [_train_val(t) or (0.0, 0.0) for t in chosen]
+        figure.add_trace(
+            go.Scatter(
+                x=[v for _, v in pairs],
+                y=[t for t, _ in pairs],
+                mode="markers",
+                name=flag,
+                text=[
+                    f"trial {t.number}<br>gap {a - b:.4g}<br>{flag}" for t, (a, b) in zip(chosen, pairs, strict=True)
+                ],
+                marker={"color": _FLAG_COLOURS.get(flag, "#555555"), "size": 9, "line": {"width": 1, "color": "#222"}},
+            )
         )
-    )
-    low, high = min(*train, *val), max(*train, *val)
+    values = [x for t in trials for x in _train_val(t) or ()]
+    low, high = min(values), max(values)
     figure.add_trace(go.Scatter(x=[low, high], y=[low, high], mode="lines", name="train = validation"))
     figure.update_layout(
-        xaxis_title=f"validation {snap.metric}",
+        xaxis_title=f"validation {snap.metric} (higher is better)",
         yaxis_title=f"train {snap.metric}",
-        legend={"orientation": "h", "y": -0.2},  # keeps the legend off the colour bar
+        legend={"orientation": "h", "y": -0.2},
     )
     return figure
 
 
 def _gap(study: optuna.Study, snap: StudySnapshot) -> Figure | str:
-    points = [(t.number, pair[0] - pair[1]) for t in snap.finished() if (pair := _train_val(t)) is not None]
-    if not points:
+    trials = [t for t in snap.finished() if _train_val(t) is not None]
+    if not trials:
         return "no trial recorded train scores (diagnostics)"
-    numbers, gaps = zip(*points, strict=True)
-    figure = go.Figure(go.Bar(x=numbers, y=gaps, name="gap"))
-    figure.update_layout(xaxis_title="trial", yaxis_title="train − validation")
+    figure = go.Figure()
+    # Markers on an axis fitted to the gaps, with a zero line: a gap of 0.001 beside one of 0.3 is
+    # a visible point at its value, not a bar one pixel high.
+    for flag, chosen in _by_flag(trials).items():
+        gaps = [a - b for a, b in (_train_val(t) or (0.0, 0.0) for t in chosen)]
+        figure.add_trace(
+            go.Scatter(
+                x=[t.number for t in chosen],
+                y=gaps,
+                mode="markers",
+                name=flag,
+                text=[f"gap {g:.4g}" for g in gaps],
+                marker={"color": _FLAG_COLOURS.get(flag, "#555555"), "size": 9, "line": {"width": 1, "color": "#222"}},
+            )
+        )
+    figure.add_hline(y=0, line_dash="dot", line_color="#999")
+    figure.update_layout(xaxis_title="trial", yaxis_title="gap: train − validation (lower is better)")
     return figure
 
 
@@ -211,23 +293,32 @@ def _groups(study: optuna.Study, snap: StudySnapshot) -> Figure | str:
     names = [str(k) for k in scores]
     values = [_mean(v) for v in scores.values()]
     figure = go.Figure(go.Bar(x=names, y=values, name=f"trial {best.number}"))
-    figure.update_layout(xaxis_title="group", yaxis_title=f"{snap.metric} (trial {best.number})")
+    figure.update_layout(
+        xaxis_title="group", yaxis_title=f"validation {snap.metric} (trial {best.number}; higher is better)"
+    )
     return figure
 
 
 def _worst_group(study: optuna.Study, snap: StudySnapshot) -> Figure | str:
+    # The overall score is the trial's mean validation score, whatever the study optimises: with
+    # `objective: worst_group` the objective value is the worst group's score itself.
     points = [
-        (t.number, number(t.user_attrs.get(schema.WORST_GROUP_SCORE)), t.values[0] if t.values else None)
+        (t.number, number(t.user_attrs.get(schema.WORST_GROUP_SCORE)), number(t.user_attrs.get(schema.VAL_MEAN)))
         for t in snap.finished()
     ]
     points = [p for p in points if p[1] is not None and p[2] is not None]
     if not points:
         return "no trial recorded a worst-group score"
     numbers, worst, overall = zip(*points, strict=True)
+    low, high = min(*worst, *overall), max(*worst, *overall)
     figure = go.Figure(
         go.Scatter(x=overall, y=worst, mode="markers", text=[f"trial {n}" for n in numbers], name="trials")
     )
-    figure.update_layout(xaxis_title=f"overall {snap.metric}", yaxis_title="worst-group score")
+    figure.add_trace(go.Scatter(x=[low, high], y=[low, high], mode="lines", name="worst group = overall"))
+    figure.update_layout(
+        xaxis_title=f"overall validation {snap.metric} (higher is better)",
+        yaxis_title=f"worst group's validation {snap.metric} (higher is better)",
+    )
     return figure
 
 
@@ -240,7 +331,7 @@ def _learning_curve(study: optuna.Study, snap: StudySnapshot) -> Figure | tuple[
     for key, name in ((schema.CURVE_TRAIN_SCORES, "train"), (schema.CURVE_VAL_SCORES, "validation")):
         if curve.get(key):
             figure.add_trace(go.Scatter(x=sizes, y=[_mean(v) for v in curve[key]], mode="lines+markers", name=name))
-    figure.update_layout(xaxis_title="training rows", yaxis_title=snap.metric)
+    figure.update_layout(xaxis_title="training rows", yaxis_title=f"{snap.metric} (higher is better)")
     if curve.get(schema.CURVE_VERDICT):
         return figure, str(curve[schema.CURVE_VERDICT])
     return figure
@@ -298,12 +389,18 @@ def _summary_html(snap: StudySnapshot) -> str:
         "storage": snap.storage,
         "model": row.model,
         "data": row.data,
-        "metric": f"{row.metric} ({row.direction})",
+        # Scikit-learn scorers are all higher-is-better; what the study optimises is the next row.
+        "metric": f"{row.metric} (higher is better)",
+        "optimised": ", ".join(_named(snap)),
         "trials": ", ".join(f"{v} {k}" for k, v in snap.counts().items() if v) or "none",
         "best": display_cells(row)[5],
         "time": f"{duration(row.wall_seconds)} (mean {fmt_number(row.seconds_per_trial)} s per trial)",
         "created": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
+    if snap.sampled and snap.whole is not None:
+        facts["plotted"] = (
+            f"{len(snap.trials):,} of {snap.whole.n_trials:,} trials, sampled (`--max-trials 0` plots all)"
+        )
     refit = snap.refit_model
     if refit is not None:
         facts["refit model"] = (
@@ -324,7 +421,41 @@ def _summary_html(snap: StudySnapshot) -> str:
             f"<tr><td>{html.escape(k)}</td><td>{html.escape(_short(v))}</td></tr>" for k, v in attrs.items()
         )
         params = f"<h2>Best trial #{best.number}</h2><table>{cells}</table>"
-    return f"<table>{rows}</table>{params}"
+    return f"{_questions_html(snap)}<table>{rows}</table>{params}{_flags_html(snap)}"
+
+
+def _questions_html(snap: StudySnapshot) -> str:
+    """The four training-data questions answered in one paragraph, the remedies' snippets below it."""
+    found = study_remedies(snap)
+    best = snap.best_trial or (snap.trial(snap.pareto_numbers[0]) if snap.pareto_numbers else None)
+    said = answers(best, metric=snap.metric, curve=snap.learning_curve, remedies=found)
+    if not said:
+        return ""
+    text = " ".join(f"<b>{html.escape(q.capitalize())}?</b> {html.escape(a)}" for q, a in said.items())
+    snippets = "".join(
+        f"<li>{html.escape(step.text)}<pre>{html.escape(step.snippet)}</pre></li>"
+        for remedy in found
+        for step in remedy.steps
+        if step.snippet
+    )
+    listed = f"<p>Spec changes to try (paste over the study file):</p><ul>{snippets}</ul>" if snippets else ""
+    return f'<section id="questions"><h2>The training data</h2><p>{text}</p>{listed}</section>'
+
+
+def _flags_html(snap: StudySnapshot) -> str:
+    """Which trials each flag marks (the charts colour them the same way)."""
+    flagged: dict[str, list[int]] = {}
+    for trial in snap.finished():
+        for flag in trial.user_attrs.get(schema.FLAGS) or []:
+            flagged.setdefault(str(flag), []).append(trial.number)
+    if not any(schema.FLAGS in t.user_attrs for t in snap.finished()):
+        return ""
+    rows = "".join(
+        f"<tr><th>{html.escape(flag)}</th><td>{', '.join(f'#{n}' for n in numbers)}</td></tr>"
+        for flag, numbers in sorted(flagged.items())
+    )
+    among = f" (among the {len(snap.trials):,} sampled trials)" if snap.sampled else ""
+    return f'<h2>Flags per trial{among}</h2><table id="flags">{rows or "<tr><td>no trial is flagged</td></tr>"}</table>'
 
 
 def _short(value: Any) -> str:
@@ -337,6 +468,7 @@ def _short(value: Any) -> str:
 
 
 _SUMMARY_ATTRS = (
+    schema.FLAGS,
     schema.VAL_SCORES,
     schema.VAL_STD,
     schema.TRAIN_SCORES,

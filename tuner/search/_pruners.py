@@ -67,7 +67,10 @@ def _median(options: dict[str, Any]) -> optuna.pruners.BasePruner:
 
 
 def _percentile(options: dict[str, Any]) -> optuna.pruners.BasePruner:
-    defaults = {"percentile": 25.0, "n_startup_trials": 5, "n_warmup_steps": 0, "interval_steps": 1}
+    # The default pruner: stop a trial whose running mean is in the bottom quarter of earlier trials
+    # at that fold. Median pruning (bottom half) saved 32 % of the CPU but pruned the eventual
+    # winner in 4 of 6 regression studies; this saves 23 % and lost none (bench/pruning.py).
+    defaults = {"percentile": 75.0, "n_startup_trials": 5, "n_warmup_steps": 0, "interval_steps": 1}
     return OncePerTrial(optuna.pruners.PercentilePruner(**{**defaults, **options}))
 
 

@@ -35,6 +35,7 @@ from tuner.spec._names import (
     BALANCE_KEY,
     BALANCE_MODES,
     CV_SCHEMES,
+    FINAL_CHOICE_METHODS,
     IMPUTE_STRATEGIES,
     MULTI_FIDELITY_PRUNERS,
     PIPELINE_STEPS,
@@ -192,7 +193,9 @@ class SamplerSpec(_Frozen):
 
 
 class PrunerSpec(_Frozen):
-    name: str = "median"
+    # Pruning only the bottom quarter kept the winners median pruning lost and most of its savings
+    # (docs/benchmarks.md, "Pruning that pays").
+    name: str = "percentile"
     fidelity: Fidelity = Field(
         default="folds",
         description="What a pruning step measures: `folds` (CV folds, default), or for successive_halving/hyperband "
@@ -220,6 +223,17 @@ class BudgetSpec(_Frozen):
     timeout: float | None = Field(default=None, gt=0, description="Seconds for this run (not the whole study).")
     n_jobs: int = Field(default=1, ge=1, description="Worker processes on this machine (`tuner run --jobs`).")
     max_failures: int = Field(default=10, ge=1, description="Stop after this many failed trials in a row.")
+    threads: Literal["auto"] | int = Field(
+        default="auto",
+        description="Threads per model fit: `auto` shares the free cores among the workers; a number is used as it is.",
+    )
+
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _check_threads(cls, value: Any) -> Any:
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            return value
+        raise ValueError(f"expected `auto` or a whole number of threads ≥ 1, got {shown(value)}")
 
 
 class TargetSpec(_Frozen):
@@ -281,15 +295,18 @@ class AugmentSpec(_Frozen):
 
 
 class EarlyStoppingSpec(_Frozen):
-    """Early stopping of boosting models in each fold, on a split of the fold's training rows."""
+    """Early stopping of boosting models and networks in each fold, on a split of the fold's training rows."""
 
     enabled: bool | Literal["auto"] = Field(
         default="auto",
-        description="Stop boosting models early (no effect on other models); `auto`: when the training folds "
+        description="Stop boosting models and networks early (no effect on other models); `auto`: when the training folds "
         "have at least `min_rows` rows (on smaller data the held-out rows cost more than stopping saves).",
     )
     min_rows: int = Field(default=1000, ge=1, description="Training rows per fold from which `auto` stops early.")
     rounds: int = Field(default=25, ge=1, description="Stop after this many iterations without improvement.")
+    epoch_rounds: int = Field(
+        default=10, ge=1, description="Networks (mlp, torch_mlp): stop after this many epochs without improvement."
+    )
     fraction: float = Field(
         default=0.1, gt=0, lt=0.5, description="Share of each training fold held out to decide when to stop."
     )
@@ -376,6 +393,23 @@ class WarmStartSpec(_Frozen):
     )
 
 
+class FinalChoiceSpec(_Frozen):
+    """How the study's final trial is chosen once its budget is spent (see :mod:`tuner.racing`)."""
+
+    method: str = Field(
+        default="robust",
+        description="`robust`: re-score the top candidates on extra CV repeats (new shuffles) and choose by the "
+        "mean over every repeat; `raw_max`: the trial with the best score on the study's one CV.",
+    )
+    candidates: int = Field(default=5, ge=2, description="How many of the top trials are re-scored (at most).")
+    repeats: int = Field(default=2, ge=1, description="Extra CV repeats each candidate is re-scored on.")
+
+    @field_validator("method")
+    @classmethod
+    def _check_method(cls, value: str) -> str:
+        return _check_choice("final choice", value, FINAL_CHOICE_METHODS)
+
+
 _TargetInput = str | dict[str, float | dict[str, float]]
 _OBJECTIVE_INPUT = _TargetInput | list[_TargetInput] | None
 
@@ -421,6 +455,10 @@ class StudySpec(_Frozen):
     )
     warm_start: WarmStartSpec = Field(
         default=WarmStartSpec(), description="A list of earlier study names, or `{studies: [...], top: 3}`."
+    )
+    final_choice: FinalChoiceSpec = Field(
+        default=FinalChoiceSpec(),
+        description="`robust` (default) or `raw_max`, or `{method: robust, candidates: 5, repeats: 2}`.",
     )
     spec_path: SkipJsonSchema[Path | None] = Field(default=None, exclude=True)
     # How load_spec named the source in its errors (the path as given); kept for later errors.
@@ -469,6 +507,11 @@ class StudySpec(_Frozen):
         if isinstance(value, str):
             return {"studies": [value]}
         return {"studies": value} if isinstance(value, list | tuple) else value
+
+    @field_validator("final_choice", mode="before")
+    @classmethod
+    def _final_choice_shorthand(cls, value: Any) -> Any:
+        return {"method": value} if isinstance(value, str) else value
 
     @field_validator("sampler", "pruner", mode="before")
     @classmethod

@@ -38,6 +38,8 @@ TargetName = Literal["metric", "penalized", "gap", "fit_time", "worst_group", "g
 PipelineStepName = Literal["onehot", "impute", "scale", "pca", "select"]
 ImputeStrategy = Literal["median", "mean", "most_frequent", "constant"]
 ScaleKind = Literal["standard", "minmax", "robust", "maxabs"]
+# How the final trial is chosen: re-scored on extra CV repeats (`robust`), or the raw maximum.
+FinalChoiceMethod = Literal["robust", "raw_max"]
 SklearnSet = Literal["breast_cancer", "digits", "wine", "iris", "diabetes"]
 
 SAMPLER_NAMES: tuple[str, ...] = get_args(SamplerName)
@@ -48,6 +50,7 @@ BALANCE_MODES: tuple[str, ...] = get_args(BalanceMode)
 SEARCHABLE_AUGMENT: tuple[str, ...] = get_args(SearchableAugment)
 TARGET_NAMES: tuple[str, ...] = get_args(TargetName)
 SKLEARN_SETS: tuple[str, ...] = get_args(SklearnSet)
+FINAL_CHOICE_METHODS: tuple[str, ...] = get_args(FinalChoiceMethod)
 PIPELINE_STEPS: tuple[str, ...] = get_args(PipelineStepName)
 IMPUTE_STRATEGIES: tuple[str, ...] = get_args(ImputeStrategy)
 SCALE_KINDS: tuple[str, ...] = get_args(ScaleKind)

@@ -5,6 +5,8 @@ stored spec, the read side, and the one study-reference resolver.
 from __future__ import annotations
 
 from tuner.store import schema
+from tuner.store._choice import Choice
+from tuner.store._export import EXPORT_FORMATS, export_parquet, export_stream, export_trials
 from tuner.store._open import (
     DEFAULT_HEARTBEAT,
     Check,
@@ -17,28 +19,35 @@ from tuner.store._open import (
     study_names,
 )
 from tuner.store._read import (
-    EXPORT_FORMATS,
+    CHOICE_ATTRS,
     FINISHED,
     StudyRow,
     StudySnapshot,
+    StudySummary,
+    all_trials,
+    best_of,
     best_trial,
     best_val_mean,
     clean,
     counts,
-    export_parquet,
-    export_trials,
+    final_choice,
     is_feasible,
     list_studies,
     load_study,
     objective_names,
     pareto_front,
+    pareto_of,
     read_study,
+    read_summary,
     snapshot,
+    summary_of,
+    top_of,
     top_trials,
     trial_record,
 )
 from tuner.store._refs import StudyRef, is_spec_file, resolve_ref, split_ref, storage_url
 from tuner.store._retry import is_transient
+from tuner.store._sample import PLOT_TRIALS, plot_sample
 from tuner.store._spec import spec_dict, stored_spec
 from tuner.store._urls import (
     DEFAULT_FILE,
@@ -53,26 +62,34 @@ from tuner.store._urls import (
 )
 
 __all__ = [
+    "CHOICE_ATTRS",
     "DEFAULT_FILE",
     "DEFAULT_HEARTBEAT",
     "EXPORT_FORMATS",
     "FINISHED",
     "MEMORY_URL",
+    "PLOT_TRIALS",
     "Check",
+    "Choice",
     "Heartbeat",
     "Kind",
     "StoredStudy",
     "StudyRef",
     "StudyRow",
     "StudySnapshot",
+    "StudySummary",
+    "all_trials",
+    "best_of",
     "best_trial",
     "best_val_mean",
     "check_storage",
     "clean",
     "counts",
     "export_parquet",
+    "export_stream",
     "export_trials",
     "file_of",
+    "final_choice",
     "is_feasible",
     "is_server",
     "is_spec_file",
@@ -85,7 +102,10 @@ __all__ = [
     "open_existing",
     "open_storage",
     "pareto_front",
+    "pareto_of",
+    "plot_sample",
     "read_study",
+    "read_summary",
     "read_url_file",
     "redact",
     "resolve_ref",
@@ -97,6 +117,8 @@ __all__ = [
     "storage_url",
     "stored_spec",
     "study_names",
+    "summary_of",
+    "top_of",
     "top_trials",
     "trial_record",
 ]

@@ -125,7 +125,8 @@ def open_existing(url: str) -> optuna.storages.BaseStorage:
 
 
 def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
-    return [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+    # Not get_all_study_summaries: it reads (and deep-copies) every trial of every study.
+    return [s.study_name for s in storage.get_all_studies()]
 
 
 def load_stored(name: str, url: str, *, storage: optuna.storages.BaseStorage | None = None) -> StoredStudy:

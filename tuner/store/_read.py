@@ -1,34 +1,268 @@
-"""The read side: studies back from a storage as plain data, their best trials, and exports.
+"""The read side: studies back from a storage as plain data, and their best trials.
 
 Everything here reads; nothing changes a study. Reports, comparisons and the CLI take a
-:class:`StudySnapshot` (read once) or these functions' results, never a live connection.
+:class:`StudySummary` or a :class:`StudySnapshot` (read once), never a live connection.
+
+A summary (``show``, ``best``, ``list``, ``compare``, the report's header) does not load every
+trial in full. On RDB storages (SQLite, PostgreSQL, MySQL) it reads each trial's number, state,
+values, times, constraints and the user attributes the choice of the best trial needs
+(:data:`CHOICE_ATTRS`) with plain SQL (:func:`tuner._optuna.rdb_trials`), chooses there, then
+reads the chosen trials in full. Journal, Redis and in-memory storages hold every trial in the
+process anyway; their summaries come from Optuna's public ``get_trials``. Both paths choose with
+the same function, :func:`best_of`, so they agree (``tests/contract/test_fast_reads.py``).
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
+import dataclasses
 import math
-from collections.abc import Iterable
+import statistics
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 
 import optuna
+from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 import tuner.store.schema as schema
-from tuner.errors import TunerError
-from tuner.store._open import load_stored, open_existing
+from tuner import _optuna
+from tuner.store._choice import Choice, choose
+from tuner.store._open import StoredStudy, load_stored, open_existing
+from tuner.store._sample import plot_sample
 from tuner.store._spec import spec_dict
 from tuner.store._urls import redact
 
-if TYPE_CHECKING:
-    from datetime import datetime
-
 # Trials that have an outcome; RUNNING and WAITING ones do not yet.
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+# What the choice of the best trial (:func:`best_of`) reads of each trial besides its number,
+# state, values and constraints. A summary on an RDB storage reads only these user attributes of
+# every trial, so a choice that needs another must name it here.
+CHOICE_ATTRS: tuple[str, ...] = (schema.VAL_SCORES,)
+
+# Trials per read when a study is streamed (exports) or read in full on an RDB storage.
+BATCH = 500
+
+
+def choice_of(
+    trials: Sequence[FrozenTrial], directions: Sequence[StudyDirection], attrs: dict[str, Any]
+) -> Choice | None:
+    """The one place the trial a single-objective study hands over is chosen, from its trials
+    (complete and pruned) and study attributes (:func:`tuner.store._choice.choose`): the best mean
+    over the re-scored candidates' CV repeats, or the raw maximum (the feasible COMPLETE trial with
+    the best finite value; among equal values the earlier trial). None before there is one, and
+    always for several objectives (their Pareto front stands: :func:`pareto_of`). ``trials`` may
+    hold only what :data:`CHOICE_ATTRS` names of each trial."""
+    if len(directions) != 1:
+        return None
+    return choose(trials, attrs, maximize=directions[0] == StudyDirection.MAXIMIZE)
+
+
+def best_of(
+    trials: Sequence[FrozenTrial], directions: Sequence[StudyDirection], attrs: dict[str, Any]
+) -> FrozenTrial | None:
+    """The trial of :func:`choice_of`, or None."""
+    choice = choice_of(trials, directions, attrs)
+    return None if choice is None else choice.trial
+
+
+def pareto_of(trials: Sequence[FrozenTrial], directions: Sequence[StudyDirection]) -> list[FrozenTrial]:
+    """The feasible Pareto-optimal trials of a multi-objective study (as ``Study.best_trials``), best
+    first objective first; empty for a single objective."""
+    if len(directions) == 1:
+        return []
+    sign = 1 if directions[0] == StudyDirection.MAXIMIZE else -1
+    front = _optuna.pareto_trials(trials, directions)
+    return sorted(front, key=lambda t: sign * t.values[0], reverse=True)
+
+
+def top_of(trials: Sequence[FrozenTrial], directions: Sequence[StudyDirection], limit: int) -> list[FrozenTrial]:
+    """COMPLETE trials, best first: feasible ones before those that violate a constraint and, with
+    several objectives, the Pareto front first; then by the (first) objective."""
+    complete = [
+        t for t in trials if t.state == TrialState.COMPLETE and t.values and all(math.isfinite(v) for v in t.values)
+    ]
+    sign = 1 if directions[0] == StudyDirection.MAXIMIZE else -1
+    front = {t.number for t in pareto_of(trials, directions)}
+    return sorted(complete, key=lambda t: (is_feasible(t), t.number in front, sign * t.values[0]), reverse=True)[:limit]
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    """What ``show``, ``best``, ``list``, ``compare`` and a report's header say about a study.
+
+    ``best``, ``pareto`` and ``top`` are full trials; the counts and times cover every trial.
+    """
+
+    name: str
+    storage: str  # redacted
+    directions: tuple[str, ...]
+    user_attrs: dict[str, Any]
+    counts: dict[str, int]
+    best: FrozenTrial | None = None
+    choice: Choice | None = None  # how ``best`` was chosen and how sure it is (single objective)
+    pareto: tuple[FrozenTrial, ...] = ()
+    top: tuple[FrozenTrial, ...] = ()
+    started: datetime | None = None
+    wall_seconds: float | None = None
+    seconds_per_trial: float | None = None
+    spec: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_trials(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def metric(self) -> str:
+        return str(self.user_attrs.get(schema.METRIC, "value"))
+
+    @property
+    def model(self) -> str:
+        return str(self.user_attrs.get(schema.MODEL, self.spec.get("model", "-")))
+
+    @property
+    def data_source(self) -> str:
+        data = self.spec.get("data") or {}
+        return str(data.get("source") or "-")
+
+    @property
+    def objectives(self) -> list[str]:
+        return objective_names(self.user_attrs, len(self.directions))
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.directions) > 1
+
+    @property
+    def pareto_numbers(self) -> tuple[int, ...]:
+        return tuple(t.number for t in self.pareto)
+
+    @property
+    def refit_model(self) -> dict[str, Any] | None:
+        refit = self.user_attrs.get(schema.REFIT_MODEL)
+        return refit if isinstance(refit, dict) else None
+
+
+def summarize(
+    name: str,
+    storage: str,
+    directions: Sequence[StudyDirection],
+    attrs: dict[str, Any],
+    trials: Sequence[FrozenTrial],
+    *,
+    top: int = 0,
+    full: Callable[[list[FrozenTrial]], list[FrozenTrial]] | None = None,
+) -> StudySummary:
+    """The summary of a study holding ``trials``; ``full`` reads the chosen trials in full when
+    ``trials`` hold only part of each (the RDB path), in the order given."""
+    fetch = full or (lambda chosen: chosen)
+    choice = choice_of(trials, directions, attrs)
+    best = None if choice is None else choice.trial
+    front = pareto_of(trials, directions)
+    leaders = top_of(trials, directions, top) if top else []
+    wanted = ([best] if best is not None else []) + front + leaders
+    got = {t.number: t for t in fetch(_unique(wanted))} if wanted else {}
+    return StudySummary(
+        name=name,
+        storage=storage,
+        directions=tuple(d.name.lower() for d in directions),
+        user_attrs=attrs,
+        counts=counts(trials),
+        best=None if best is None else got[best.number],
+        choice=None if choice is None or best is None else dataclasses.replace(choice, trial=got[best.number]),
+        pareto=tuple(got[t.number] for t in front),
+        top=tuple(got[t.number] for t in leaders),
+        **_times(trials),
+        spec=spec_dict(attrs),
+    )
+
+
+def _times(trials: Sequence[FrozenTrial]) -> dict[str, Any]:
+    """When the first trial started, first start to last end of the finished trials, and their mean duration."""
+    started = [t.datetime_start for t in trials if t.datetime_start is not None]
+    finished = [t for t in trials if t.state in FINISHED and t.datetime_start and t.datetime_complete]
+    durations = [t.duration.total_seconds() for t in finished if t.duration is not None]
+    wall = None
+    if finished:
+        first = min(t.datetime_start for t in finished if t.datetime_start)
+        last = max(t.datetime_complete for t in finished if t.datetime_complete)
+        wall = (last - first).total_seconds()
+    return {
+        "started": min(started) if started else None,
+        "wall_seconds": wall,
+        "seconds_per_trial": statistics.fmean(durations) if durations else None,
+    }
+
+
+def _unique(trials: Iterable[FrozenTrial]) -> list[FrozenTrial]:
+    return list({t.number: t for t in trials}.values())
+
+
+def read_summary(name: str, url: str, *, top: int = 0) -> StudySummary:
+    """Summarize study ``name`` on ``url`` without loading every trial in full (see the module's
+    docstring); ``top`` also reads the best ``top`` trials in full (:func:`top_of`)."""
+    return summary_of(load_stored(name, url), url, top=top)
+
+
+def summary_of(stored: StoredStudy, url: str, *, top: int = 0) -> StudySummary:
+    """:func:`read_summary` of a study already opened."""
+    study = stored.study
+    trials, full = _choice_trials(stored)
+    return summarize(study.study_name, redact(url), study.directions, study.user_attrs, trials, top=top, full=full)
+
+
+def _choice_trials(
+    stored: StoredStudy,
+) -> tuple[list[FrozenTrial], Callable[[list[FrozenTrial]], list[FrozenTrial]] | None]:
+    """Every trial with what a summary reads of it, and how to read chosen ones in full (None: they are)."""
+    read = _rdb_reader(stored.storage)
+    if read is None:
+        return stored.study.get_trials(deepcopy=False), None
+    trials = read(
+        stored.study_id, params=False, intermediate=False, user_attrs=CHOICE_ATTRS, system_attrs="constraints"
+    )
+
+    def full(chosen: list[FrozenTrial]) -> list[FrozenTrial]:
+        by_id = {_optuna.trial_id(t): t for t in read(stored.study_id, trial_ids=[_optuna.trial_id(c) for c in chosen])}
+        return [by_id[_optuna.trial_id(c)] for c in chosen]
+
+    return trials, full
+
+
+def _rdb_reader(storage: optuna.storages.BaseStorage) -> Callable[..., list[FrozenTrial]] | None:
+    """:func:`tuner._optuna.rdb_trials` on ``storage`` (retried on a dropped connection when
+    ``storage`` is one of tuner's), or None for storages that are not RDB."""
+    if not _optuna.is_rdb(storage):
+        return None
+    retried = getattr(storage, "read_trials", None)
+    if retried is not None:
+        return retried
+    return lambda study_id, **options: _optuna.rdb_trials(storage, study_id, **options)
+
+
+def all_trials(stored: StoredStudy) -> list[FrozenTrial]:
+    """Every trial of the study in full: ``get_trials(deepcopy=False)``, read faster on RDB storages."""
+    return [trial for batch in trial_batches(stored) for trial in batch]
+
+
+def trial_batches(stored: StoredStudy, *, up_to: int | None = None) -> Iterator[list[FrozenTrial]]:
+    """Every trial in full, in trial order, :data:`BATCH` at a time on RDB storages (one batch on
+    others, which hold every trial in memory anyway); ``up_to`` stops after that storage trial id."""
+    read = _rdb_reader(stored.storage)
+    if read is None:
+        yield stored.study.get_trials(deepcopy=False)
+        return
+    after = -1
+    while True:
+        batch = read(stored.study_id, after=after, limit=BATCH)
+        if up_to is not None:
+            batch = [t for t in batch if _optuna.trial_id(t) <= up_to]
+        if not batch:
+            return
+        yield batch
+        after = _optuna.trial_id(batch[-1])
 
 
 @dataclass(frozen=True)
@@ -47,19 +281,17 @@ class StudyRow:
 def list_studies(url: str) -> list[StudyRow]:
     storage = open_existing(url)
     rows = []
-    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
-        study = optuna.load_study(study_name=summary.study_name, storage=storage)
-        trials = study.get_trials(deepcopy=False)
-        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    for study in storage.get_all_studies():
+        summary = summary_of(load_stored(study.study_name, url, storage=storage), url)
         rows.append(
             StudyRow(
-                name=summary.study_name,
+                name=summary.name,
                 model=str(summary.user_attrs.get(schema.MODEL, "-")),
                 metric=str(summary.user_attrs.get(schema.METRIC, "-")),
-                n_trials=len(trials),
-                n_complete=len(complete),
-                best_value=None if (best := best_trial(study)) is None else best.value,
-                started=summary.datetime_start,
+                n_trials=summary.n_trials,
+                n_complete=summary.counts["complete"],
+                best_value=None if summary.best is None else summary.best.value,
+                started=summary.started,
             )
         )
     return rows
@@ -76,6 +308,9 @@ class StudySnapshot:
 
     Reports take this instead of a live :class:`optuna.Study`, so they never hold a database
     connection and can be built from any storage (or from trials made in a test).
+
+    ``trials`` are every trial, or a sample of them (:func:`read_study` with ``max_trials``); then
+    ``whole`` summarizes the whole study, and :meth:`counts` and :meth:`summary` come from it.
     """
 
     name: str
@@ -86,6 +321,7 @@ class StudySnapshot:
     best_number: int | None = None
     pareto_numbers: tuple[int, ...] = ()
     spec: dict[str, Any] = field(default_factory=dict)
+    whole: StudySummary | None = None
 
     @property
     def metric(self) -> str:
@@ -125,6 +361,11 @@ class StudySnapshot:
         return len(self.directions) > 1
 
     @property
+    def sampled(self) -> bool:
+        """``trials`` are a sample of the study's trials (see ``whole``)."""
+        return self.whole is not None and self.whole.n_trials > len(self.trials)
+
+    @property
     def best_trial(self) -> optuna.trial.FrozenTrial | None:
         return None if self.best_number is None else self.trial(self.best_number)
 
@@ -133,7 +374,23 @@ class StudySnapshot:
 
     def counts(self) -> dict[str, int]:
         """Trials per state, lower-case names (``complete``, ``pruned``, ``fail``, ``running``, ``waiting``)."""
-        return counts(self.trials)
+        return dict(self.whole.counts) if self.whole is not None else counts(self.trials)
+
+    def summary(self) -> StudySummary:
+        """The study's summary (from every trial, also when ``trials`` are a sample)."""
+        if self.whole is not None:
+            return self.whole
+        return StudySummary(
+            name=self.name,
+            storage=self.storage,
+            directions=self.directions,
+            user_attrs=self.user_attrs,
+            counts=counts(self.trials),
+            best=self.best_trial,
+            pareto=tuple(t for n in self.pareto_numbers if (t := self.trial(n)) is not None),
+            **_times(self.trials),
+            spec=self.spec,
+        )
 
     def finished(self) -> list[optuna.trial.FrozenTrial]:
         return [t for t in self.trials if t.state in FINISHED]
@@ -148,38 +405,95 @@ class StudySnapshot:
 
 def snapshot(study: optuna.Study, url: str) -> StudySnapshot:
     """Read ``study`` once into a :class:`StudySnapshot`."""
-    trials = tuple(study.get_trials(deepcopy=False))
+    trials = study.get_trials(deepcopy=False)
+    return _snapshot_of(study, url, trials)
+
+
+def _snapshot_of(
+    study: optuna.Study, url: str, trials: Sequence[FrozenTrial], whole: StudySummary | None = None
+) -> StudySnapshot:
     attrs = dict(study.user_attrs)
-    multi = len(study.directions) > 1
-    best = None if multi else best_trial(study)
-    pareto = tuple(t.number for t in study.best_trials) if multi else ()
-    spec = spec_dict(attrs)
+    if whole is not None:
+        best, front = whole.best, list(whole.pareto)
+    else:
+        best, front = best_of(trials, study.directions, attrs), pareto_of(trials, study.directions)
     return StudySnapshot(
         name=study.study_name,
         storage=redact(url),
         directions=tuple(d.name.lower() for d in study.directions),
         user_attrs=attrs,
-        trials=trials,
+        trials=tuple(trials),
         best_number=None if best is None else best.number,
-        pareto_numbers=pareto,
-        spec=spec,
+        pareto_numbers=tuple(t.number for t in front),
+        spec=spec_dict(attrs),
+        whole=whole,
     )
 
 
-def read_study(name: str, url: str) -> StudySnapshot:
-    """Load study ``name`` from ``url`` and read it into a :class:`StudySnapshot`."""
-    return snapshot(load_study(name, url), url)
+def read_study(name: str, url: str, *, max_trials: int | None = None) -> StudySnapshot:
+    """Load study ``name`` from ``url`` and read it into a :class:`StudySnapshot`.
+
+    Args:
+        name: The study's name.
+        url: Its storage.
+        max_trials: Read at most this many trials in full, for charts: the best trial (or the
+            Pareto front), every new best on the way and the top trials always, and the rest
+            evenly spread by state and trial number (:func:`tuner.store.plot_sample`). The
+            snapshot's ``whole`` then summarizes every trial. None reads every trial.
+    """
+    stored = load_stored(name, url)
+    if max_trials is None:
+        return _snapshot_of(stored.study, url, all_trials(stored))
+    study = stored.study
+    trials, full = _choice_trials(stored)
+    whole = summarize(study.study_name, redact(url), study.directions, study.user_attrs, trials, full=full)
+    keep = {t.number for t in (whole.best, *whole.pareto) if t is not None}
+    chosen = plot_sample(trials, study.directions, keep=keep, limit=max_trials)
+    if full is not None:
+        chosen = full(chosen)
+    return _snapshot_of(study, url, chosen, whole)
 
 
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
-    """The best feasible COMPLETE trial with a finite value, or None (always None for several objectives)."""
+    """The study's final choice's trial (:func:`final_choice`), or None (always None for several objectives)."""
+    choice = final_choice(study)
+    return None if choice is None else choice.trial
+
+
+def final_choice(study: optuna.Study) -> Choice | None:
+    """The trial a single-objective study hands over, with its uncertainty (:func:`choice_of`), its
+    trial read in full; None before the first complete feasible trial with a finite value, and for
+    several objectives (their Pareto front stands). Light reads on RDB storages, as summaries."""
     if len(study.directions) > 1:
         return None
-    try:
-        trial = study.best_trial
-    except ValueError:
+    storage = _optuna.storage_of(study)
+    read = _rdb_reader(storage)
+    if read is None:
+        trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        return choice_of(trials, study.directions, study.user_attrs)
+    study_id = storage.get_study_id_from_name(study.study_name)
+    trials = read(
+        study_id,
+        states=(TrialState.COMPLETE, TrialState.PRUNED),
+        params=False,
+        intermediate=False,
+        user_attrs=CHOICE_ATTRS,
+        system_attrs="constraints",
+    )
+    choice = choice_of(trials, study.directions, study.user_attrs)
+    if choice is None:
         return None
-    return trial if trial.value is not None and math.isfinite(trial.value) else None
+    return dataclasses.replace(choice, trial=storage.get_trial(_optuna.trial_id(choice.trial)))
+
+
+def top_trials(study: optuna.Study, limit: int) -> list[optuna.trial.FrozenTrial]:
+    """:func:`top_of` the study's trials."""
+    return top_of(study.get_trials(deepcopy=False), study.directions, limit)
+
+
+def pareto_front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """:func:`pareto_of` the study's trials."""
+    return pareto_of(study.get_trials(deepcopy=False), study.directions)
 
 
 def trial_record(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
@@ -241,74 +555,3 @@ def best_val_mean(study: optuna.Study) -> float | None:
     values = [t.user_attrs.get(schema.VAL_MEAN) for t in best]
     finite = [v for v in values if isinstance(v, float) and math.isfinite(v)]
     return max(finite) if finite else None
-
-
-def top_trials(study: optuna.Study, limit: int) -> list[optuna.trial.FrozenTrial]:
-    """COMPLETE trials, best first: feasible ones before those that violate a constraint and, with
-    several objectives, the Pareto front first; then by the (first) objective."""
-    complete = [
-        t
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if t.values and all(math.isfinite(v) for v in t.values)
-    ]
-    sign = 1 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else -1
-    front = {t.number for t in pareto_front(study)}
-    return sorted(complete, key=lambda t: (is_feasible(t), t.number in front, sign * t.values[0]), reverse=True)[:limit]
-
-
-def pareto_front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """The feasible Pareto-optimal trials of a multi-objective study, best first objective first
-    (empty for a single objective)."""
-    if len(study.directions) == 1:
-        return []
-    sign = 1 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else -1
-    return sorted(study.best_trials, key=lambda t: sign * t.values[0], reverse=True)
-
-
-EXPORT_FORMATS = ("csv", "json", "parquet")
-
-
-def export_trials(study: optuna.Study, fmt: str) -> str:
-    """Every trial as ``csv`` or ``json`` text (valid JSON: no bare NaN); Parquet: :func:`export_parquet`."""
-    records = [trial_record(t) for t in study.get_trials(deepcopy=False)]
-    if fmt == "json":
-        payload = {"study": study.study_name, "user_attrs": clean(study.user_attrs), "trials": records}
-        return json.dumps(payload, indent=2, allow_nan=False, default=str) + "\n"
-    rows = [_flatten(r) for r in records]
-    columns: list[str] = []
-    for row in rows:
-        columns.extend(c for c in row if c not in columns)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
-def _flatten(record: dict[str, Any]) -> dict[str, Any]:
-    row = {k: v for k, v in record.items() if k not in ("params", "user_attrs", "values")}
-    row.update({f"params_{k}": v for k, v in record["params"].items()})
-    for key, value in record["user_attrs"].items():
-        row[f"user_attrs_{key}"] = json.dumps(value) if isinstance(value, list | dict) else value
-    return row
-
-
-def export_parquet(study: optuna.Study, path: Path) -> None:
-    """Every trial as one Parquet row (the CSV columns; lists and dicts as JSON text)."""
-    import pandas as pd  # start-up time: `tuner show`, `list` and `best` never need pandas
-
-    rows = [_flatten(trial_record(t)) for t in study.get_trials(deepcopy=False)]
-    frame = pd.DataFrame(rows)
-    for column in frame.columns:
-        # Parquet columns have one type; a parameter that is sometimes None-or-str and sometimes a
-        # number (categorical choices like [None, 1, "auto"]) is stored as text.
-        kinds = {type(v) for v in frame[column] if v is not None and v == v}
-        if len(kinds) > 1 and not kinds <= {int, float}:
-            frame[column] = [None if v is None else str(v) for v in frame[column]]
-    try:
-        frame.to_parquet(path, index=False)
-    except ImportError as exc:
-        raise TunerError(
-            f"cannot write {str(path)!r}: Parquet needs pyarrow ({exc}). Install it with "
-            "`pip install 'tuner[parquet]'`, or export with --format csv."
-        ) from None

@@ -197,9 +197,17 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
     """Optuna's RDB storage (SQLite, PostgreSQL, MySQL) whose calls follow :data:`POLICY`."""
 
     @_retrying
-    def set_trial_user_attrs(self, trial_id: int, attrs: Mapping[str, Any]) -> None:
-        """Several user attributes of a trial in one transaction (a trial's diagnostics)."""
-        _optuna.write_user_attrs(self, trial_id, attrs)
+    def set_trial_user_attrs(
+        self, trial_id: int, attrs: Mapping[str, Any], *, study_system_attrs: Mapping[str, Any] | None = None
+    ) -> None:
+        """Several user attributes of a trial in one transaction (a trial's diagnostics, with its
+        optuna-dashboard note in the study's system attributes)."""
+        _optuna.write_user_attrs(self, trial_id, attrs, study_system_attrs=study_system_attrs)
+
+    @_retrying
+    def read_trials(self, study_id: int, **options: Any) -> list[optuna.trial.FrozenTrial]:
+        """Trials read with plain SQL (:func:`tuner._optuna.rdb_trials`, the same options)."""
+        return _optuna.rdb_trials(self, study_id, **options)
 
 
 @_with_retries

@@ -24,6 +24,18 @@ OBJECTIVES = "tuner:objectives"  # human names of the objectives, e.g. ["roc_auc
 BASELINE = "tuner:baseline"  # validation score of a constant model on the same folds
 LEARNING_CURVE = "tuner:learning_curve"  # written by `tuner diagnose`
 REFIT_MODEL = "tuner:refit_model"  # written by `tuner refit`
+# The final choice (tuner.racing): a candidate's scores on extra CV repeats, one key per trial,
+# {"<repeat>": [validation score per fold]} with repeats 1, 2, ... (repeat 0 is the trial's own
+# `val_scores`). On the study, not the trial: Optuna refuses to change a finished trial.
+RACE_PREFIX = "tuner:race:"
+# Why the candidates cannot be re-scored (custom objective, time series, ...): the raw maximum stands.
+RACE_SKIPPED = "tuner:race_skipped"
+
+
+def race_key(number: int) -> str:
+    """The study attribute holding trial ``number``'s extra CV repeats."""
+    return f"{RACE_PREFIX}{number}"
+
 
 # Fields of a learning curve (LEARNING_CURVE, or a trial's own LEARNING_CURVE_OF_TRIAL): the best
 # trial's number, the metric, the training sizes and per size the mean train score and the fold
@@ -99,3 +111,13 @@ DIAGNOSTICS = (
     GROUP_GAP,
     FLAGS,
 )
+
+# --- optuna-dashboard's study system attributes, in its own format --------------------------
+# A trial's markdown note: its version and its text in chunks of DASHBOARD_NOTE_CHUNK characters
+# (optuna_dashboard._note; tests/test_diagnostics_dashboard.py checks that optuna_dashboard.get_note
+# reads back what tuner writes). `trial_id` is the storage's id of the trial, not its number.
+DASHBOARD_NOTE_VERSION = "dashboard:{trial_id}:note_ver"
+DASHBOARD_NOTE_TEXT = "dashboard:{trial_id}:note_str:{index}"
+DASHBOARD_NOTE_CHUNK = 2045
+# Ids of the study-level figures tuner saves with optuna_dashboard.save_plotly_graph_object.
+DASHBOARD_FIGURES = ("tuner-gap-vs-validation", "tuner-group-scores", "tuner-learning-curve", "tuner-epoch-curves")
