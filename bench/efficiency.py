@@ -56,7 +56,8 @@ EPS = 1e-12
 # its method has not started this long after the process was spawned.
 GRACE = 0.5
 STARTUP_LIMIT = 60.0
-WALL_FACTOR = 6.0
+# --wall-factor reaches the worker processes through the environment.
+WALL_FACTOR = float(os.environ.get("BENCH_WALL_FACTOR", "6"))
 TRIALS_FILE = "trials.json"
 
 
@@ -721,6 +722,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", nargs="+", help="model/data names (default: all)")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), help="also tuner[key=value,...] variants")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (one core each)")
+    parser.add_argument(
+        "--wall-factor",
+        type=float,
+        default=6.0,
+        help="stop a run after this many times its budget in wall time (default 6; raise on a loaded machine)",
+    )
     parser.add_argument("--out", type=Path, help="write every run as JSON here")
     parser.add_argument(
         "--from", dest="sources", type=Path, nargs="+", help="report on JSON file(s) of earlier runs instead of running"
@@ -733,6 +740,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.sources:
         runs = _load([row for path in args.sources for row in json.loads(path.read_text())])
     else:
+        global WALL_FACTOR  # one setting for the parent and (by the environment) its workers
+        WALL_FACTOR = args.wall_factor
+        os.environ["BENCH_WALL_FACTOR"] = str(args.wall_factor)
         runs = _execute(args)
     report(runs)
     if args.plot:

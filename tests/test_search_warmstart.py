@@ -1,5 +1,5 @@
-"""Warm starts (``tuner/search/_warmstart.py``): known-good configurations and the best of earlier studies go
-first, fitted to the space."""
+"""Warm starts (``tuner/search/_warmstart.py``): the model's start-up portfolio and the best of earlier studies
+go first, fitted to the space."""
 
 from __future__ import annotations
 
@@ -8,28 +8,57 @@ from optuna.trial import TrialState
 
 import tuner
 from tuner.errors import SpecError
-from tuner.models import get_model
 from tuner.search import fit_to_space
+from tuner.search._portfolio import portfolio
 from tuner.spec import ParamSpec
 
 
-def test_a_new_study_starts_with_the_models_known_good_configurations(write_spec):
-    space = {"n_estimators": {"type": "int", "low": 10, "high": 40}}  # caps the known-good 500
-    result = tuner.run_study(write_spec({"model": "xgboost", "space": space, "budget": {"n_trials": 3}}))
+def _fitted_portfolio(model: str, space: dict) -> list[dict]:
+    out: list[dict] = []
+    for config in portfolio(model, "classification"):
+        fitted = fit_to_space(config, space)
+        if fitted not in out:
+            out.append(fitted)
+    return out
+
+
+def test_a_new_study_starts_with_the_models_portfolio_clipped_into_the_users_space(write_spec):
+    # The user's space caps the trees and narrows the learning rate; the portfolio is clipped into it.
+    space = {
+        "n_estimators": {"type": "int", "low": 10, "high": 40},
+        "learning_rate": {"type": "float", "low": 0.05, "high": 0.1},
+        "max_depth": 3,
+    }
+    learned = portfolio("xgboost", "classification")
+    spec = {"model": "xgboost", "space": space, "budget": {"n_trials": len(learned) + 1}}
+    result = tuner.run_study(write_spec(spec))
+    expected = _fitted_portfolio("xgboost", result.context.space)
+    assert len(expected) == len(learned)
     trials = result.study.trials
-    starts = get_model("xgboost").starts
-    expected = [fit_to_space(s, result.context.space) for s in starts]
-    assert [t.params for t in trials[: len(starts)]] == expected
-    assert expected[0]["n_estimators"] == 40 and expected[0]["learning_rate"] == starts[0]["learning_rate"]
-    assert "fixed_params" not in trials[len(starts)].system_attrs  # then the sampler takes over
+    assert [t.params for t in trials[: len(expected)]] == expected
+    assert all(10 <= p["n_estimators"] <= 40 and 0.05 <= p["learning_rate"] <= 0.1 for p in expected)
+    assert all("max_depth" not in p for p in expected)  # fixed by the user: not the portfolio's to set
+    assert "fixed_params" not in trials[len(expected)].system_attrs  # then the sampler takes over
 
 
-@pytest.mark.parametrize(("early_stopping", "iterations"), [("auto", 100), (True, 300)])
-def test_known_good_starts_train_the_library_default_iterations_unless_stopped_early(
-    write_spec, early_stopping, iterations
-):
-    # breast_cancer's training folds hold about 380 rows, under `auto`'s 1000: no early stopping, so a
-    # start at the top of the range would train 300 iterations on every fold.
+def test_a_new_studys_first_trials_are_the_portfolios_and_reproducible(write_spec, tmp_path):
+    # logistic on breast_cancer (the tiny spec): the portfolio goes first, then TPE, the same both times
+    learned = portfolio("logistic", "classification")
+    n = len(learned) + 2
+    runs = [
+        tuner.run_study(write_spec({"budget": {"n_trials": n}, "storage": f"sqlite:///{tmp_path / name}.db"}))
+        for name in ("a", "b")
+    ]
+    first, second = ([t.params for t in r.study.trials] for r in runs)
+    assert first[: len(learned)] == learned
+    assert first == second
+    assert [t.value for t in runs[0].study.trials] == [t.value for t in runs[1].study.trials]
+
+
+@pytest.mark.parametrize("early_stopping", ["auto", True])
+def test_portfolio_iterations_are_caps_at_the_top_of_the_range_only_when_stopped_early(write_spec, early_stopping):
+    # breast_cancer's training folds hold about 380 rows, under `auto`'s 1000: no early stopping, so the
+    # portfolio's own tree count is trained; stopped early, it is a cap at the top of the range.
     space = {"n_estimators": {"type": "int", "low": 10, "high": 300}}
     spec = {
         "model": "xgboost",
@@ -38,8 +67,9 @@ def test_known_good_starts_train_the_library_default_iterations_unless_stopped_e
         "early_stopping": {"enabled": early_stopping},
     }
     first = tuner.run_study(write_spec(spec)).study.trials[0]
-    assert first.params["n_estimators"] == iterations
-    assert first.params["learning_rate"] == get_model("xgboost").starts[0]["learning_rate"]
+    learned = portfolio("xgboost", "classification")[0]
+    assert first.params["n_estimators"] == (learned["n_estimators"] if early_stopping == "auto" else 300)
+    assert first.params["learning_rate"] == learned["learning_rate"]
 
 
 def test_known_good_starts_can_be_turned_off(write_spec):
@@ -62,12 +92,19 @@ def test_warm_start_enqueues_the_best_configurations_of_an_earlier_study(write_s
     assert trials[0].value == pytest.approx(ranked[0].value)  # same folds, same model: same score
 
 
-def test_a_resumed_study_does_not_repeat_its_warm_start(write_spec):
-    spec = write_spec({"model": "xgboost", "space": {"n_estimators": 20}, "budget": {"n_trials": 1}})
-    tuner.run_study(spec)
-    trials = tuner.run_study(spec, n_trials=3).study.trials
-    assert len(trials) == 3
-    assert sum("fixed_params" in t.system_attrs for t in trials) == 2  # the two starts, once
+def test_a_resumed_study_does_not_repeat_its_warm_start_and_none_is_left_waiting(write_spec):
+    spec = write_spec({"model": "xgboost", "space": {"n_estimators": 20}, "budget": {"n_trials": 2}})
+    first = tuner.run_study(spec).study.trials
+    assert [t.state for t in first] == [TrialState.COMPLETE] * 2  # the budget's worth of the portfolio, no more
+    trials = tuner.run_study(spec, n_trials=4).study.trials
+    assert len(trials) == 4
+    assert sum("fixed_params" in t.system_attrs for t in trials) == 2  # the first run's, once
+
+
+def test_a_grid_sampler_runs_its_grid_without_the_portfolio(write_spec):
+    grid = {"name": "grid", "options": {"search_space": {"C": [0.1, 1.0], "class_weight": [None]}}}
+    trials = tuner.run_study(write_spec({"sampler": grid, "budget": {"n_trials": 5}})).study.trials
+    assert sorted(t.params["C"] for t in trials) == [0.1, 1.0]
 
 
 def test_warm_start_from_a_missing_study_is_refused(write_spec):

@@ -224,8 +224,16 @@ def run_study(
     result = StudyResult(study=study, spec=spec, storage_url=url, context=context)
     # Trials left RUNNING by a crashed run would hold budget forever; repair them before counting.
     reap(stored, heartbeat=heartbeat)
-    # A new study tries known-good and earlier best configurations first.
-    enqueue(study, stored.storage, spec, context.space, context.model, stops_early=context.stopping is not None)
+    # A new study tries the model's start-up portfolio and earlier best configurations first.
+    enqueue(
+        study,
+        stored.storage,
+        spec,
+        context.space,
+        context.model,
+        task=context.dataset.task,
+        stops_early=context.stopping is not None,
+    )
     budget = Budget(spec.budget.n_trials)
     done = budget.done(study)
     if done >= budget.n_trials:

@@ -60,72 +60,6 @@ _XGB_SPACE = {
     "reg_lambda": flt(1e-3, 10.0, log=True),
     "reg_alpha": flt(1e-3, 10.0, log=True),
 }
-# Known-good starts (tuner.search.known_good), tried first by a new study: the library's own defaults, then
-# a moderately regularised, subsampled setting that rarely loses much on small tabular data. Both
-# use a fast learning rate, so with early stopping (iteration caps at the top of the range) the
-# first trials are cheap.
-_XGB_STARTS = (
-    {
-        "n_estimators": 500,
-        "learning_rate": 0.3,
-        "max_depth": 6,
-        "min_child_weight": 1.0,
-        "subsample": 1.0,
-        "colsample_bytree": 1.0,
-        "reg_lambda": 1.0,
-        "reg_alpha": 1e-3,
-    },
-    {
-        "n_estimators": 500,
-        "learning_rate": 0.1,
-        "max_depth": 4,
-        "min_child_weight": 1.0,
-        "subsample": 0.8,
-        "colsample_bytree": 0.8,
-        "reg_lambda": 1.0,
-        "reg_alpha": 1e-3,
-    },
-)
-_HGB_STARTS = (
-    {
-        "learning_rate": 0.1,
-        "max_iter": 500,
-        "max_leaf_nodes": 31,
-        "min_samples_leaf": 20,
-        "l2_regularization": 1e-6,
-        "max_features": 1.0,
-    },
-    {
-        "learning_rate": 0.1,
-        "max_iter": 500,
-        "max_leaf_nodes": 15,
-        "min_samples_leaf": 10,
-        "l2_regularization": 1.0,
-        "max_features": 0.8,
-    },
-)
-_LGBM_STARTS = (
-    {
-        "n_estimators": 500,
-        "learning_rate": 0.1,
-        "num_leaves": 31,
-        "min_child_samples": 20,
-        "subsample": 1.0,
-        "colsample_bytree": 1.0,
-        "reg_lambda": 1e-8,
-        "reg_alpha": 1e-8,
-    },
-    {
-        "n_estimators": 500,
-        "learning_rate": 0.1,
-        "num_leaves": 15,
-        "min_child_samples": 10,
-        "subsample": 0.8,
-        "colsample_bytree": 0.8,
-        "reg_lambda": 1.0,
-        "reg_alpha": 1e-8,
-    },
-)
 _LGBM_SPACE = {
     "n_estimators": integer(50, 500, log=True),
     "learning_rate": flt(0.01, 0.3, log=True),
@@ -173,7 +107,6 @@ ENTRIES = [
         regressor_space=_HGB_SPACE,
         handles_missing=True,
         iterations=IterationHook("max_iter", "sklearn"),
-        starts=_HGB_STARTS,
         knobs=_HGB_KNOBS,
     ),
     ModelEntry(
@@ -185,7 +118,6 @@ ENTRIES = [
         regressor_space=_XGB_SPACE,
         handles_missing=True,
         iterations=IterationHook("n_estimators", "xgboost"),
-        starts=_XGB_STARTS,
         knobs=_XGB_KNOBS,
     ),
     ModelEntry(
@@ -198,7 +130,6 @@ ENTRIES = [
         handles_missing=True,
         requires="lightgbm",
         iterations=IterationHook("n_estimators", "lightgbm"),
-        starts=_LGBM_STARTS,
         knobs=_LGBM_KNOBS,
     ),
 ]

@@ -85,10 +85,11 @@ class ModelEntry:
     modules: tuple[str, ...] = ()
     # Fidelity hook: the boosting-iteration parameter and how its library stops early.
     iterations: IterationHook | None = None
+    # Put before the catalog's parameter names in a pipeline (``model__``): the start-up portfolio
+    # (tuner.search.known_good) is keyed by the bare names.
+    param_prefix: str = ""
     # Networks trained epoch by epoch (see EpochHook).
     epochs: EpochHook | None = None
-    # Known-good configurations tried first by a new study (see tuner.search.known_good).
-    starts: tuple[Mapping[str, Any], ...] = ()
     # The regularisation knobs, strongest first (see Knob).
     knobs: tuple[Knob, ...] = ()
     # An estimator handed in from Python (TunerSearchCV, `run_study(model=...)`): tuned exactly as

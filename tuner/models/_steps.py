@@ -2,7 +2,7 @@
 
 ``STEPS`` implements exactly the names of :data:`tuner.spec.PIPELINE_STEPS` (a test checks it).
 The pipeline names each step after its spec name and the model ``model``, so ``space`` says
-``pca__n_components`` and ``model__C``; a catalog model's default space and known-good starts
+``pca__n_components`` and ``model__C``; a catalog model's default space and start-up portfolio
 get the ``model__`` prefix too.
 """
 
@@ -90,10 +90,11 @@ class _Declared:
 def in_pipeline(entry: ModelEntry, steps: Sequence[StepSpec]) -> ModelEntry:
     """``entry`` as the last step of the declared pipeline ``steps``, which replace its preprocessing.
 
-    The entry's scaler is dropped (a ``scale`` step is the user's to list), its space and starts
-    are renamed ``model__…``, and its iteration and epoch hooks are dropped: early stopping, the
-    ``iterations`` fidelity and epoch-by-epoch training need the bare model (a network in a declared
-    pipeline trains to its epoch cap, without epoch curves).
+    The entry's scaler is dropped (a ``scale`` step is the user's to list), its space is renamed
+    ``model__…`` (and so are its start-up configurations, by ``param_prefix``), and its iteration
+    and epoch hooks are dropped: early stopping, the ``iterations`` fidelity and epoch-by-epoch
+    training need the bare model (a network in a declared pipeline trains to its epoch cap,
+    without epoch curves).
     """
 
     def prefixed(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -112,7 +113,7 @@ def in_pipeline(entry: ModelEntry, steps: Sequence[StepSpec]) -> ModelEntry:
         regressor=None if entry.regressor is None else _Declared(steps, "regression", entry.regressor),
         classifier_space=prefixed_space(entry.classifier_space),
         regressor_space=prefixed_space(entry.regressor_space),
-        starts=tuple(prefixed(start) for start in entry.starts),
+        param_prefix=f"{MODEL_STEP}__",
         scale=False,
         iterations=None,
         epochs=None,

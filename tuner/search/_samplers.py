@@ -18,6 +18,10 @@ from tuner.spec import SamplerSpec
 # never reached it on one task in 5 seeds, and its better final scores on the other two were within
 # seed noise. `sampler: {options: {multivariate: true}}` turns it on.
 # The remaining knobs (gamma, weights, prior, endpoints) are deprecated in Optuna 5 and frozen there.
+# Start-up trials: a catalog model's first 6 are its start-up portfolio (tuner.search._portfolio), then
+# 4 random draws. Handing over to TPE right after the portfolio (6) found worse or equal best scores
+# at 32 trials on every task of bench/portfolio.py that finished (docs/benchmarks.md, "Start-up
+# portfolio"; one seed, so weak evidence), so the random draws stay.
 TPE_DEFAULTS: dict[str, Any] = {
     "multivariate": False,
     "n_startup_trials": 10,

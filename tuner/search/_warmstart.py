@@ -4,19 +4,20 @@ A new (empty) study enqueues, in this order:
 
 1. the best configurations of the earlier studies named in ``warm_start`` (``top`` of each, best
    first), which must tune the same model and live in the same storage;
-2. the catalog model's known-good configurations (``ModelEntry.starts``: the library defaults and
-   a robust slower setting; see :func:`known_good` for their iteration counts), unless
+2. the catalog model's start-up portfolio for the task (:mod:`tuner.search._portfolio`: configurations
+   learned offline across many data sets; see :func:`known_good` for their iteration counts), unless
    ``warm_start.known_good`` is false.
 
 Values are fitted to this study's space: parameters it does not search are dropped, numbers are
 clipped into range (and onto the step grid), categorical values it does not offer are dropped (the
-sampler picks them). A resumed study enqueues nothing, so reruns never repeat the warm start.
+sampler picks them). At most ``budget.n_trials`` are enqueued, and a resumed study enqueues nothing,
+so reruns never repeat the warm start. A grid sampler gets no portfolio: it runs exactly its grid.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import optuna
@@ -24,7 +25,8 @@ from optuna.trial import TrialState
 
 from tuner.errors import SpecError
 from tuner.models import ModelEntry
-from tuner.spec import ParamSpec, StudySpec
+from tuner.search._portfolio import portfolio
+from tuner.spec import ParamSpec, StudySpec, Task
 from tuner.store import schema, study_names
 
 
@@ -35,6 +37,7 @@ def enqueue(
     space: Mapping[str, ParamSpec],
     model: ModelEntry,
     *,
+    task: Task,
     stops_early: bool,
 ) -> int:
     """Enqueue the warm-start configurations into ``study`` when it has no trials yet.
@@ -44,7 +47,8 @@ def enqueue(
         storage: Where earlier studies named in ``warm_start`` are looked up.
         spec: The study's spec.
         space: The study's resolved search space.
-        model: The catalog entry (its known-good starts and iteration hook).
+        model: The catalog entry (its name selects the portfolio; its iteration hook).
+        task: The data's task (the portfolio differs for classification and regression).
         stops_early: Whether the study's boosting folds stop early (see :func:`known_good`).
 
     Returns:
@@ -58,34 +62,33 @@ def enqueue(
     configs: list[Mapping[str, Any]] = []
     for name in spec.warm_start.studies:
         configs.extend(best_configs(storage, name, spec))
-    if spec.warm_start.known_good and not spec.objective.custom:
-        configs.extend(known_good(model, stops_early=stops_early))
+    # A grid sampler runs exactly its grid (and refuses a trial that does not set every parameter).
+    if spec.warm_start.known_good and not spec.objective.custom and spec.sampler.name != "grid":
+        configs.extend(known_good(model, task, stops_early=stops_early))
     seen: list[dict[str, Any]] = []
     for config in configs:
         params = fit_to_space(config, space)
         if params and params not in seen:
             seen.append(params)
-            study.enqueue_trial(params, skip_if_exists=True)
-    return len(seen)
+    # No more than the budget: configurations left waiting would never run (a resumed study
+    # enqueues nothing), yet show in the study as trials.
+    for params in seen[: spec.budget.n_trials]:
+        study.enqueue_trial(params, skip_if_exists=True)
+    return min(len(seen), spec.budget.n_trials)
 
 
-# XGBoost, LightGBM and HistGradientBoosting all train 100 boosting iterations by default.
-LIBRARY_ITERATIONS = 100
+def known_good(model: ModelEntry, task: Task, *, stops_early: bool) -> list[Mapping[str, Any]]:
+    """The catalog model's start-up portfolio for ``task``, named as ``model``'s space names them.
 
-
-def known_good(model: ModelEntry, *, stops_early: bool) -> list[Mapping[str, Any]]:
-    """The catalog model's known-good starts for this study.
-
-    The starts set boosting iterations to the top of the range because early stopping cuts them
-    short. Without early stopping (``auto`` turns it off below ``min_rows`` training rows) every
-    fold would train them all, making the first trials the study's most expensive ones, so the
-    library's own default count is used instead.
+    The portfolio's boosting iteration counts were learned without early stopping. When the study's
+    folds stop early, the count is only a cap, so it goes to the top of the range (the clip into the
+    space puts it there) and early stopping picks the count.
     """
-    starts: Sequence[Mapping[str, Any]] = list(model.starts)
+    configs = portfolio(model.name, task)
     hook = model.iterations
-    if hook is None or stops_early:
-        return list(starts)
-    return [{**start, hook.param: LIBRARY_ITERATIONS} if hook.param in start else start for start in starts]
+    if hook is not None and stops_early:
+        configs = [{**c, hook.param: math.inf} if hook.param in c else c for c in configs]
+    return [{model.param_prefix + name: value for name, value in c.items()} for c in configs]
 
 
 def best_configs(storage: optuna.storages.BaseStorage, name: str, spec: StudySpec) -> list[dict[str, Any]]:
@@ -129,7 +132,7 @@ def fit_to_space(config: Mapping[str, Any], space: Mapping[str, ParamSpec]) -> d
             if value in (param.choices or ()):
                 out[name] = value
             continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
             continue
         out[name] = _clip(float(value), param)
     return out

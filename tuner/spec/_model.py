@@ -387,7 +387,10 @@ class WarmStartSpec(_Frozen):
         default=(), description="Earlier studies of the same model (same storage) whose best configurations go first."
     )
     top: int = Field(default=3, ge=1, description="How many of each study's best configurations to take.")
-    known_good: bool = Field(default=True, description="Start with the catalog model's known-good configurations.")
+    known_good: bool = Field(
+        default=True,
+        description="Start with the catalog model's start-up portfolio (configurations learned across many data sets).",
+    )
 
 
 class FinalChoiceSpec(_Frozen):
