@@ -89,8 +89,44 @@ def top_of(trials: Sequence[FrozenTrial], directions: Sequence[StudyDirection], 
     return sorted(complete, key=lambda t: (is_feasible(t), t.number in front, sign * t.values[0]), reverse=True)[:limit]
 
 
+class _StudyAttrs:
+    """What a summary and a snapshot both read off the study's attributes and stored spec."""
+
+    directions: tuple[str, ...]
+    user_attrs: dict[str, Any]
+    spec: dict[str, Any]
+
+    @property
+    def metric(self) -> str:
+        return str(self.user_attrs.get(schema.METRIC, "value"))
+
+    @property
+    def model(self) -> str:
+        return str(self.user_attrs.get(schema.MODEL, self.spec.get("model", "-")))
+
+    @property
+    def data_source(self) -> str:
+        data = self.spec.get("data") or {}
+        return str(data.get("source") or "-")
+
+    @property
+    def objectives(self) -> list[str]:
+        """The objectives' names, one per direction (the metric for a plain study)."""
+        return objective_names(self.user_attrs, len(self.directions))
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.directions) > 1
+
+    @property
+    def refit_model(self) -> dict[str, Any] | None:
+        """What ``tuner refit`` recorded about the model it saved, if anything."""
+        refit = self.user_attrs.get(schema.REFIT_MODEL)
+        return refit if isinstance(refit, dict) else None
+
+
 @dataclass(frozen=True)
-class StudySummary:
+class StudySummary(_StudyAttrs):
     """What ``show``, ``best``, ``list``, ``compare`` and a report's header say about a study.
 
     ``best``, ``pareto`` and ``top`` are full trials; the counts and times cover every trial.
@@ -115,34 +151,8 @@ class StudySummary:
         return sum(self.counts.values())
 
     @property
-    def metric(self) -> str:
-        return str(self.user_attrs.get(schema.METRIC, "value"))
-
-    @property
-    def model(self) -> str:
-        return str(self.user_attrs.get(schema.MODEL, self.spec.get("model", "-")))
-
-    @property
-    def data_source(self) -> str:
-        data = self.spec.get("data") or {}
-        return str(data.get("source") or "-")
-
-    @property
-    def objectives(self) -> list[str]:
-        return objective_names(self.user_attrs, len(self.directions))
-
-    @property
-    def multi_objective(self) -> bool:
-        return len(self.directions) > 1
-
-    @property
     def pareto_numbers(self) -> tuple[int, ...]:
         return tuple(t.number for t in self.pareto)
-
-    @property
-    def refit_model(self) -> dict[str, Any] | None:
-        refit = self.user_attrs.get(schema.REFIT_MODEL)
-        return refit if isinstance(refit, dict) else None
 
 
 def summarize(
@@ -303,7 +313,7 @@ def load_study(name: str, url: str) -> optuna.Study:
 
 
 @dataclass(frozen=True)
-class StudySnapshot:
+class StudySnapshot(_StudyAttrs):
     """A study read once from its storage: plain data for reports, comparisons and refits.
 
     Reports take this instead of a live :class:`optuna.Study`, so they never hold a database
@@ -324,19 +334,6 @@ class StudySnapshot:
     whole: StudySummary | None = None
 
     @property
-    def metric(self) -> str:
-        return str(self.user_attrs.get(schema.METRIC, "value"))
-
-    @property
-    def model(self) -> str:
-        return str(self.user_attrs.get(schema.MODEL, self.spec.get("model", "-")))
-
-    @property
-    def objectives(self) -> list[str]:
-        """The objectives' names, one per direction (the metric for a plain study)."""
-        return objective_names(self.user_attrs, len(self.directions))
-
-    @property
     def learning_curve(self) -> dict[str, Any] | None:
         """The learning curve stored by ``tuner diagnose`` (or on the best trial), if any."""
         best = self.best_trial
@@ -344,21 +341,6 @@ class StudySnapshot:
             schema.LEARNING_CURVE
         )
         return curve if isinstance(curve, dict) else None
-
-    @property
-    def refit_model(self) -> dict[str, Any] | None:
-        """What ``tuner refit`` recorded about the model it saved, if anything."""
-        refit = self.user_attrs.get(schema.REFIT_MODEL)
-        return refit if isinstance(refit, dict) else None
-
-    @property
-    def data_source(self) -> str:
-        data = self.spec.get("data") or {}
-        return str(data.get("source") or "-")
-
-    @property
-    def multi_objective(self) -> bool:
-        return len(self.directions) > 1
 
     @property
     def sampled(self) -> bool:
