@@ -134,15 +134,14 @@ def fit_and_score(
                 groups=None if groups is None else (groups if train is None else groups[train]),
                 ordered=stopping.ordered,
             )
+            # The rows it fits on and the rows it stops on (never the validation fold).
+            split = (_take(X_train, fit_rows), y_train[fit_rows], _take(X_train, stop_rows), y_train[stop_rows])
             if isinstance(stopping.hook, EpochHook):
                 curves = fit_by_epoch(
                     estimator,
                     stopping.hook,
                     augment,
-                    _take(X_train, fit_rows),
-                    y_train[fit_rows],
-                    _take(X_train, stop_rows),
-                    y_train[stop_rows],
+                    *split,
                     rounds=stopping.rounds,
                     min_delta=stopping.min_delta,
                     seed=seed,
@@ -155,10 +154,7 @@ def fit_and_score(
                     estimator,
                     stopping.hook,
                     augment,
-                    _take(X_train, fit_rows),
-                    y_train[fit_rows],
-                    _take(X_train, stop_rows),
-                    y_train[stop_rows],
+                    *split,
                     rounds=stopping.rounds,
                     min_delta=stopping.min_delta,
                     seed=seed,
