@@ -112,7 +112,15 @@ def run_processes(
     study = stored.study
     first = len(study.get_trials(deepcopy=False))  # trials numbered from here on are this run's
     supervisor = _Supervisor(
-        stored, job, procs, watcher, guard, stop, first, replace=partial(_start_another, ctx, worker, n)
+        stored,
+        job,
+        procs,
+        watcher,
+        guard,
+        stop,
+        first,
+        replace=partial(_start_another, ctx, worker, n),
+        gate=partial(locked, gate),
     )
     timeout = job.spec.budget.timeout
     deadline = time.monotonic() + timeout if timeout else math.inf
@@ -193,10 +201,15 @@ class _Supervisor:
         stop: Any,
         first: int,
         replace: Callable[[list[Any], Callable[[], bool]], Any],
+        gate: Gate,
     ) -> None:
         self.stored, self.job, self.procs = stored, job, procs
         self.watcher, self.guard, self.stop, self.first = watcher, guard, stop, first
         self.replace = replace
+        # Repairs hold the workers' gate: a repair marks the trial FAIL, then queues its retry, and a
+        # worker asking in between would start a new trial, which could spend the budget and leave
+        # the retry WAITING for ever.
+        self.gate = gate
         self.handled: set[int] = set()
         self.deaths: list[float] = []  # when workers died, until their unnamed trials are repaired
         # Workers killed since a trial last counted, and the count then: a worker that dies on every
@@ -212,7 +225,8 @@ class _Supervisor:
             if proc.exitcode not in (None, 0, EXIT_TOO_MANY_FAILURES) and proc.pid not in self.handled:
                 self.handled.add(proc.pid or 0)
                 # A killed worker's trial would hold budget until a peer notices; repair it now.
-                reap(self.stored, heartbeat=self.job.heartbeat, pids=[proc.pid or 0])
+                with self.gate():
+                    reap(self.stored, heartbeat=self.job.heartbeat, pids=[proc.pid or 0])
                 self.deaths.append(time.time())
                 if proc.exitcode < 0:  # killed by a signal: kill -9, the OOM killer, a crash in native code
                     self._replace(proc)
@@ -261,7 +275,8 @@ class _Supervisor:
             if t.host is None and t.number >= self.first and t.started and t.started.timestamp() < latest
         ]
         if orphans:
-            repair(self.stored, orphans)
+            with self.gate():
+                repair(self.stored, orphans)
         self.deaths = [t for t in self.deaths if t not in settled]
 
     def until_stopped(self) -> None:
