@@ -13,9 +13,10 @@ from sklearn.base import clone
 from sklearn.metrics import accuracy_score
 from support import sqlite_url
 
-from tuner.cv import FoldLog, FoldScores
+from tuner.cv import FoldLog, FoldScores, train_score_rows
 from tuner.diagnostics import flags, learning_curve, summarize
 from tuner.errors import DataError, SpecError
+from tuner.seeds import seed_for
 from tuner.setup import build as build_context
 from tuner.spec import load_spec
 
@@ -61,9 +62,15 @@ def test_gap_and_train_scores_equal_a_direct_refit_on_the_same_folds(tmp_path):
     attrs = trial.user_attrs
     ctx = build_context(load_spec(spec), data=frame)
     train_scores, val_scores = [], []
-    for train, val in ctx.splits:
+    for fold, (train, val) in enumerate(ctx.splits):
         model = clone(ctx.build_estimator({"max_depth": 3})).fit(frame.iloc[train, :4], frame.y.iloc[train])
-        train_scores.append(accuracy_score(frame.y.iloc[train], model.predict(frame.iloc[train, :4])))
+        # The train score is measured on a stratified sample of the training rows, as many as the fold validates.
+        sample = train_score_rows(
+            ctx.dataset.y[train], len(val), seed=seed_for(ctx.spec.seed, "augment", fold), task="classification"
+        )
+        assert sample is not None and len(sample) == len(val)
+        rows = train[sample]
+        train_scores.append(accuracy_score(frame.y.iloc[rows], model.predict(frame.iloc[rows, :4])))
         val_scores.append(accuracy_score(frame.y.iloc[val], model.predict(frame.iloc[val, :4])))
     assert attrs["train_scores"] == pytest.approx(train_scores)
     assert attrs["val_scores"] == pytest.approx(val_scores)

@@ -15,7 +15,7 @@ from tuner.cv._early_stopping import (
     stopping_split,
 )
 from tuner.cv._epochs import EpochCurves, OnEpoch, fit_by_epoch
-from tuner.cv._fit import FoldResult, fit_and_score
+from tuner.cv._fit import FoldResult, fit_and_score, train_score_rows
 from tuner.cv._plan import CVPlan, Split, make_plan, order_folds, resolve_scheme, resplit
 from tuner.cv._records import FoldLog, FoldScores
 
@@ -48,4 +48,5 @@ __all__ = [
     "resplit",
     "stopping_plan",
     "stopping_split",
+    "train_score_rows",
 ]

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.model_selection import train_test_split
 
 from tuner.cv._augment import Plan, apply, fit_kwargs
 from tuner.cv._early_stopping import MIN_ROWS, StoppingPlan, fit_with_stopping, stopping_split
@@ -98,7 +99,8 @@ def fit_and_score(
             plan trains it epoch by epoch, measuring its loss on that split (see ``tuner.cv._epochs``).
         groups: Group labels of every row; the stopping split keeps whole groups on one side.
         val_groups: Labels of the validation rows whose groups get scores of their own.
-        score_train: Also score the original training rows (the train − validation gap).
+        score_train: Also score the original training rows (the train − validation gap), on a sample as
+            large as the validation fold (:func:`train_score_rows`).
         rows: Turns fold rows into the form the model takes fastest (see ``native_rows``).
         capture_warnings: Collect warnings raised while fitting and scoring in the result instead
             of letting them through (they would scroll a progress display away); callers keep or
@@ -172,7 +174,11 @@ def fit_and_score(
             # The validation rows only, as scikit-learn's `score_time` (train scores are extra work of ours).
             score_seconds = time.perf_counter() - started
         if metric is not None and score_train:
-            train_score = metric.score(estimator, X_train, y_train)
+            sample = train_score_rows(y_train, None if val is None else len(val), seed=seed, task=metric.task)
+            if sample is None:
+                train_score = metric.score(estimator, X_train, y_train)
+            else:
+                train_score = metric.score(estimator, _take(X_train, sample), y_train[sample])
     messages = dict.fromkeys(f"{w.category.__name__}: {w.message}"[:_WARNING_CHARS] for w in caught)
     return FoldResult(
         estimator=estimator,
@@ -185,6 +191,26 @@ def fit_and_score(
         warnings=tuple(messages),
         epochs=curves,
     )
+
+
+def train_score_rows(y_train: np.ndarray, size: int | None, *, seed: int, task: str) -> np.ndarray | None:
+    """Positions (within the fold's training rows) the train score is measured on, None for all.
+
+    A sample as large as the validation fold: train and validation scores then have the same
+    precision, and scoring the training rows costs no more than scoring the validation fold (a
+    5-fold CV would otherwise predict four times as many rows for the gap as for the score it
+    tunes). Classification samples are stratified; a class too small to stratify keeps every row.
+    """
+    n = len(y_train)
+    if size is None or n <= size:
+        return None
+    try:
+        rows, _ = train_test_split(
+            np.arange(n), train_size=size, random_state=seed, stratify=y_train if task == "classification" else None
+        )
+    except ValueError:
+        return None
+    return np.sort(rows)
 
 
 def _fold_params(params: Mapping[str, Any] | None, train: np.ndarray | None, n_rows: int) -> dict[str, Any]:
