@@ -169,6 +169,7 @@ _COST_SPEC: dict[str, Any] = {
 if "threads" in BudgetSpec.model_fields:
     _COST_SPEC["budget"] = {"threads": 1}
 _RAW_STARTUP = """
+import sys
 import time
 import optuna
 import sklearn.ensemble
@@ -181,7 +182,7 @@ X, y = load_breast_cancer(return_X_y=True, as_frame=True)
 folds = list(StratifiedKFold(5, shuffle=True, random_state=0).split(X, y))
 loaded = time.time() - loading
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-study = optuna.create_study(direction="maximize")
+study = optuna.create_study(direction="maximize", storage=sys.argv[1] if len(sys.argv) > 1 else None)
 
 def objective(trial):
     params = {"max_iter": trial.suggest_int("max_iter", 20, 60, log=True)}
@@ -203,7 +204,7 @@ def _startup(folder: Path, repeats: int) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     raw_script = folder / "raw_startup.py"
     raw_script.write_text(textwrap.dedent(_RAW_STARTUP))
-    tuner_s, raw_s, loading_s = [], [], []
+    tuner_s, raw_s, raw_sqlite_s, loading_s = [], [], [], []
     for rep in range(repeats):
         name = f"startup-{rep}-{time.monotonic_ns()}"
         budget = {**_COST_SPEC.get("budget", {}), "n_trials": 1}
@@ -214,16 +215,22 @@ def _startup(folder: Path, repeats: int) -> None:
         )
         study = optuna.load_study(study_name=name, storage=f"sqlite:///{folder / 'tuner.db'}")
         tuner_s.append(study.trials[0].datetime_start.timestamp() - launched)  # type: ignore[union-attr]
-        launched = time.time()
-        out = subprocess.run(
-            [sys.executable, str(raw_script)], check=True, env=env, capture_output=True, text=True
-        ).stdout.split()
-        raw_s.append(float(out[0]) - launched)
+        # Raw Optuna in memory, then on a new SQLite file (as tuner's default storage is).
+        for times, extra in ((raw_s, []), (raw_sqlite_s, [f"sqlite:///{folder / f'raw-startup-{rep}.db'}"])):
+            launched = time.time()
+            out = subprocess.run(
+                [sys.executable, str(raw_script), *extra], check=True, env=env, capture_output=True, text=True
+            ).stdout.split()
+            times.append(float(out[0]) - launched)
         loading_s.append(float(out[1]))
-    t, r, load = statistics.median(tuner_s), statistics.median(raw_s), statistics.median(loading_s)
+    t, r, rs = (statistics.median(x) for x in (tuner_s, raw_s, raw_sqlite_s))
+    load = statistics.median(loading_s)
     print(f"start-up to the first trial, median of {repeats} (same data: breast_cancer, 5 folds)")
-    print(f"{'tuner run s':>12} {'raw optuna s':>13} {'difference s':>13} {'raw: loading data s':>20}")
-    print(f"{t:>12.2f} {r:>13.2f} {t - r:>13.2f} {load:>20.2f}", flush=True)
+    print(
+        f"{'tuner run s':>12} {'raw optuna s':>13} {'difference s':>13} {'raw: loading data s':>20} "
+        f"{'raw optuna on sqlite s':>23} {'tuner − it s':>13}"
+    )
+    print(f"{t:>12.2f} {r:>13.2f} {t - r:>13.2f} {load:>20.2f} {rs:>23.2f} {t - rs:>13.2f}", flush=True)
 
 
 def _raw_cost_objective(context: Any) -> Callable[[optuna.Trial], float]:
