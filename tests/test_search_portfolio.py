@@ -26,17 +26,9 @@ def _tasks(name: str) -> list[Task]:
     return tasks
 
 
-# Models added after the portfolio was last learned: they start from random draws until
-# bench/build_portfolio.py is run for them (the networks: a score matrix of theirs takes hours here).
-NOT_LEARNED_YET = {"mlp", "torch_mlp"}
-
-
 def test_the_portfolio_covers_every_catalog_model_and_task_and_nothing_else():
     assert set(portfolio_models()) <= set(model_names())
-    assert not NOT_LEARNED_YET & set(portfolio_models()), "learned now: drop it from NOT_LEARNED_YET"
     for entry in all_entries():
-        if entry.name in NOT_LEARNED_YET:
-            continue
         for task in _tasks(entry.name):
             assert portfolio(entry.name, task), (entry.name, task)
     assert portfolio("no-such-model", "classification") == []
