@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import sys
 import tempfile
@@ -121,13 +122,18 @@ def _tuner(task: Task, seed: int, n_trials: int, overrides: list[str], lodo: Pat
     return values, chosen
 
 
+# --portfolio-size reaches the pool's worker processes through their environment.
+_SIZE_VARIABLE = "TUNER_BENCH_PORTFOLIO_SIZE"
+
+
 def _use_portfolio_without(data: str, matrix_path: Path) -> None:
     """Make this process's tuner start from a portfolio learned without data set ``data``."""
     import build_portfolio
 
     import tuner.search._portfolio as shipped
 
-    learned = build_portfolio.portfolio(json.loads(matrix_path.read_text()), exclude=(data,))
+    size = int(os.environ.get(_SIZE_VARIABLE, build_portfolio.SIZE))
+    learned = build_portfolio.portfolio(json.loads(matrix_path.read_text()), size=size, exclude=(data,))
     # a pool worker may run several tuner jobs: each replaces the previous one's portfolio
     shipped._models = lambda: learned  # type: ignore[assignment]
 
@@ -408,12 +414,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", nargs="+", help="model/data names (default: all)")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), help="also tuner[key=value,...] variants")
     parser.add_argument("--matrix", type=Path, help="bench/build_portfolio.py's matrix: leave-one-data-set-out")
+    parser.add_argument(
+        "--portfolio-size",
+        type=int,
+        help="with --matrix: learn portfolios of this many configurations (tuner runs are labelled +pN)",
+    )
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (one core each)")
     parser.add_argument("--out", type=Path, help="write every run as JSON here")
     parser.add_argument("--from", dest="sources", type=Path, nargs="+", help="report on JSON file(s) of earlier runs")
     args = parser.parse_args(argv)
     for method in args.methods:
         _parse_method(method)
+    if args.portfolio_size:
+        if args.matrix is None:
+            parser.error("--portfolio-size needs --matrix (the portfolios are learned from it)")
+        os.environ[_SIZE_VARIABLE] = str(args.portfolio_size)
     if args.sources:
         runs = _load([row for path in args.sources for row in json.loads(path.read_text())])
     else:
@@ -438,6 +453,8 @@ def _execute(args: argparse.Namespace) -> list[Run]:
     runs: list[Run] = []
     with multiprocessing.get_context("spawn").Pool(args.jobs, maxtasksperchild=8) as pool:
         for run in pool.imap_unordered(_job, jobs):
+            if args.portfolio_size and run.method.startswith("tuner"):
+                run.method = f"{run.method}+p{args.portfolio_size}"
             runs.append(run)
             print(
                 f"  [{len(runs)}/{len(jobs)}] {run.method} {run.task} seed {run.seed}"
