@@ -174,3 +174,16 @@ def test_the_estimators_refit_takes_every_free_core(probe_spec, tmp_path, monkey
     search = TunerSearchCV(probe_mod.Probe(), {"c": [0.25, 0.5]}, n_trials=2, cv=2, random_state=0).fit(X, y)
     assert search.best_estimator_.openmp_threads_ == 4
     assert np.all(search.predict(X) == search.classes_[0])
+
+
+def test_the_estimators_threads_argument_is_its_specs_budget_threads(probe_spec, tmp_path, monkeypatch):
+    probe_spec()  # the probe module and the 4 idle cores
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import probe_mod  # written by the fixture into tmp_path
+
+    X, y = load_iris(return_X_y=True)
+    search = TunerSearchCV(probe_mod.Probe(), {"c": [0.25, 0.5]}, n_trials=2, cv=2, random_state=0, threads=2)
+    search.fit(X, y)
+    assert search.best_estimator_.openmp_threads_ == 2, "the refit takes the threads given, not every free core"
+    with pytest.raises(SpecError, match=r"budget\.threads.*whole number"):
+        TunerSearchCV(probe_mod.Probe(), {"c": [0.25, 0.5]}, n_trials=2, cv=2, threads=0).fit(X, y)

@@ -108,6 +108,8 @@ class TunerSearchCV(MetaEstimatorMixin, BaseEstimator):
         final_choice: ``"robust"`` (default): ``best_params_`` is the best of the top trials
             re-scored on extra CV repeats (an int ``cv`` only); ``"raw_max"``: the best single CV
             score. A spec's ``final_choice`` mapping works too (see the README's "The final choice").
+        threads: Threads per model fit, as the spec's ``budget.threads``: ``"auto"`` (default) gives
+            each worker its share of the idle cores; a number overrides it (``tuner.threads``).
 
     Example:
         >>> search = TunerSearchCV(LogisticRegression(), {"C": {"type": "float", "low": 1e-3, "high": 10, "log": True}})
@@ -134,6 +136,7 @@ class TunerSearchCV(MetaEstimatorMixin, BaseEstimator):
         callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] | None = None,
         max_failures: int = 10,
         final_choice: str | Mapping[str, Any] = "robust",
+        threads: int | str = "auto",
     ) -> None:
         self.estimator = estimator
         self.space = space
@@ -152,6 +155,7 @@ class TunerSearchCV(MetaEstimatorMixin, BaseEstimator):
         self.callbacks = callbacks
         self.max_failures = max_failures
         self.final_choice = final_choice
+        self.threads = threads
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -190,6 +194,7 @@ class TunerSearchCV(MetaEstimatorMixin, BaseEstimator):
                 "timeout": self.timeout,
                 "n_jobs": self.n_jobs,
                 "max_failures": self.max_failures,
+                "threads": self.threads,
             },
             "seed": seed,
             "final_choice": dict(self.final_choice) if isinstance(self.final_choice, Mapping) else self.final_choice,
