@@ -11,7 +11,7 @@ from frames import classification, study_spec, with_groups
 
 import tuner
 from tuner.errors import TrackingError
-from tuner.store import load_stored, resolve_url
+from tuner.store import final_choice, load_stored, resolve_url
 from tuner.tracking import PARENT_TAG, _key, measures
 
 mlflow_tracking = pytest.importorskip("mlflow.tracking")
@@ -65,6 +65,12 @@ def test_cli_run_logs_each_trial_under_one_parent_and_a_rerun_resumes_it(write_s
     assert parent.data.tags["tuner.model"] == "logistic"
     assert parent.data.metrics["best_value"] == pytest.approx(study.best_value)
     assert parent.data.tags["tuner.best_trial"] == str(study.best_trial.number)
+    # The final choice, tagged after the run has made it (it may differ from the raw maximum).
+    choice = final_choice(study)
+    assert parent.data.tags["tuner.chosen_trial"] == str(choice.trial.number)
+    assert parent.data.metrics["chosen_mean"] == pytest.approx(
+        choice.mean if choice.mean is not None else choice.trial.value
+    )
 
     # A rerun with a larger budget resumes the study and adds its trials under the same parent.
     result = run_cli("run", spec, "-q", "--mlflow", uri, "--n-trials", "5")

@@ -30,7 +30,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from tuner.errors import TrackingError, sentence, shorten
-from tuner.store import MEMORY_URL, objective_names, redact, schema
+from tuner.store import MEMORY_URL, final_choice, objective_names, redact, schema
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -47,6 +47,9 @@ TRIAL_TAG = "tuner.trial"
 STATE_TAG = "tuner.state"
 BEST_TRIAL_TAG = "tuner.best_trial"
 REFIT_TRIAL_TAG = "tuner.refit_trial"
+# The final choice (the trial `tuner best` and a refit hand over), tagged once the run has made it;
+# `tuner.best_trial` follows the raw maximum while trials run.
+CHOSEN_TRIAL_TAG = "tuner.chosen_trial"
 # How MLflow itself records nesting (what `mlflow.start_run(nested=True)` writes).
 PARENT_TAG = "mlflow.parentRunId"
 # The folder of the parent run's artifacts that holds the refit model file and its card.
@@ -159,6 +162,22 @@ class MLflowTracker:
             metrics = [] if score is None else [Metric("test_score", float(score), _ms(datetime.now(UTC)) or 0, 0)]
             trial = str(card.get("study", {}).get("trial", ""))
             _log_batch(self.client, self.parent_id, metrics=metrics, params=[], tags={REFIT_TRIAL_TAG: trial})
+
+    def log_choice(self, study: optuna.Study) -> None:
+        """Tag the parent run with the study's final choice and log its mean over the CV repeats."""
+        self._quietly(lambda: self._log_choice(study), "log the final choice")
+
+    def _log_choice(self, study: optuna.Study) -> None:
+        from mlflow.entities import Metric  # optional extra: mlflow
+
+        choice = final_choice(study)
+        if choice is None:
+            return
+        now = _ms(datetime.now(UTC)) or 0
+        mean = choice.mean if choice.mean is not None else choice.trial.value
+        metrics = [] if mean is None or not math.isfinite(mean) else [Metric("chosen_mean", mean, now, 0)]
+        tags = {CHOSEN_TRIAL_TAG: str(choice.trial.number), "tuner.choice": f"{choice.method} ({choice.status})"}
+        _log_batch(self.client, self.parent_id, metrics=metrics, params=[], tags=tags)
 
     def _log_best(self, study: optuna.Study, trial: FrozenTrial) -> None:
         from mlflow.entities import Metric  # optional extra: mlflow

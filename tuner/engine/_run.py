@@ -299,6 +299,8 @@ def run_study(
     if guard.first_error is not None and not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         raise _nothing_completed(spec, guard)
     _choose(result, fn, progress=progress, console=console)
+    if tracker is not None:
+        tracker.log_choice(study)
     if url != MEMORY_URL:  # no dashboard can open a study held in this process's memory
         publish(study)  # the diagnostics figures on the study page of optuna-dashboard
     return result
