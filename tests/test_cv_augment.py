@@ -163,10 +163,13 @@ def test_augmentation_and_resampling_never_touch_validation_rows(tmp_path, scrat
         for copy in (1, 2):
             jitter = fitted.iloc[copy * block : (copy + 1) * block].to_numpy() - originals.to_numpy()
             assert np.abs(jitter[:, :2]).max() > 0  # the copies are jittered training rows
-        # Scores come from the untouched rows: validation first, then the original training rows.
+        # Scores come from the untouched rows: validation first, then the original training rows
+        # (a sample of them as large as the validation fold).
         (_, scored_val), (_, scored_train) = Recorder.calls[start + 1], Recorder.calls[start + 2]
         pd.testing.assert_frame_equal(scored_val.reset_index(drop=True), X.iloc[val].reset_index(drop=True))
-        pd.testing.assert_frame_equal(scored_train.reset_index(drop=True), X.iloc[train].reset_index(drop=True))
+        rows = scored_train["row"].astype(int).to_numpy()
+        assert len(rows) == len(val) and set(rows) <= set(train)
+        pd.testing.assert_frame_equal(scored_train.reset_index(drop=True), X.iloc[rows].reset_index(drop=True))
 
 
 def test_balance_and_noise_can_be_searched(tmp_path):
