@@ -20,10 +20,9 @@ from typing import Any, Protocol
 import numpy as np
 import optuna
 from sklearn.base import clone
-from sklearn.model_selection import train_test_split
 
 from tuner import targets
-from tuner.cv import AugmentPlan, FoldLog, fit_and_score, native_rows, plan_for
+from tuner.cv import AugmentPlan, FoldLog, fit_and_score, native_rows, plan_for, sample_rows
 from tuner.diagnostics import record
 from tuner.errors import SpecError
 from tuner.search import FULL, check_grid
@@ -218,16 +217,13 @@ def _cross_validate(context: StudyContext, estimator: Any, augment: AugmentPlan,
 
 
 def _subsample(y: np.ndarray, level: int, seed: int, context: StudyContext) -> np.ndarray:
-    index = np.arange(len(y))
     size = max(2, round(len(y) * level / FULL))
     if size >= len(y):
-        return index
-    stratify = y if context.dataset.task == "classification" else None
+        return np.arange(len(y))
     try:
-        rows = train_test_split(index, train_size=size, random_state=seed, stratify=stratify)[0]
+        return sample_rows(y, size, seed=seed, stratify=context.dataset.task == "classification")
     except ValueError:  # too few rows to keep every class: plain random rows
-        rows = train_test_split(index, train_size=size, random_state=seed)[0]
-    return np.sort(rows)
+        return sample_rows(y, size, seed=seed, stratify=False)
 
 
 def _scale_iterations(model: Any, context: StudyContext, level: int) -> None:

@@ -15,7 +15,7 @@ from tuner.cv._early_stopping import (
     stopping_split,
 )
 from tuner.cv._epochs import EpochCurves, OnEpoch, fit_by_epoch
-from tuner.cv._fit import FoldResult, fit_and_score, train_score_rows
+from tuner.cv._fit import FoldResult, fit_and_score, sample_rows, train_score_rows
 from tuner.cv._plan import CVPlan, Split, make_plan, order_folds, resolve_scheme, resplit
 from tuner.cv._records import FoldLog, FoldScores
 
@@ -46,6 +46,7 @@ __all__ = [
     "plan_for",
     "resolve_scheme",
     "resplit",
+    "sample_rows",
     "stopping_plan",
     "stopping_split",
     "train_score_rows",

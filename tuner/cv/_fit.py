@@ -193,6 +193,17 @@ def fit_and_score(
     )
 
 
+def sample_rows(y: np.ndarray, size: int, *, seed: int, stratify: bool) -> np.ndarray:
+    """Sorted positions of ``size`` of the rows of ``y``, drawn with ``seed``, keeping each class's
+    share when ``stratify``.
+
+    Raises:
+        ValueError: ``stratify`` with a class too small to appear in the sample.
+    """
+    rows, _ = train_test_split(np.arange(len(y)), train_size=size, random_state=seed, stratify=y if stratify else None)
+    return np.sort(rows)
+
+
 def train_score_rows(y_train: np.ndarray, size: int | None, *, seed: int, task: str) -> np.ndarray | None:
     """Positions (within the fold's training rows) the train score is measured on, None for all.
 
@@ -201,16 +212,12 @@ def train_score_rows(y_train: np.ndarray, size: int | None, *, seed: int, task: 
     5-fold CV would otherwise predict four times as many rows for the gap as for the score it
     tunes). Classification samples are stratified; a class too small to stratify keeps every row.
     """
-    n = len(y_train)
-    if size is None or n <= size:
+    if size is None or len(y_train) <= size:
         return None
     try:
-        rows, _ = train_test_split(
-            np.arange(n), train_size=size, random_state=seed, stratify=y_train if task == "classification" else None
-        )
+        return sample_rows(y_train, size, seed=seed, stratify=task == "classification")
     except ValueError:
         return None
-    return np.sort(rows)
 
 
 def _fold_params(params: Mapping[str, Any] | None, train: np.ndarray | None, n_rows: int) -> dict[str, Any]:
