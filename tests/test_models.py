@@ -295,3 +295,14 @@ def test_every_regularisation_knob_is_a_parameter_of_the_models_default_space(en
 
 def test_every_catalog_model_knows_its_regularisation_knobs() -> None:
     assert [e.name for e in all_entries() if not e.knobs and not e.as_given] == []
+
+
+def test_the_thread_policys_n_jobs_reaches_models_that_use_it_and_not_logistic_regression():
+    """scikit-learn ≥ 1.8 ignores LogisticRegression's n_jobs and warns on every fit where it is set
+    (an error under this suite's warning filter): an idle machine's 2 threads must not set it."""
+    X, y = np.random.default_rng(0).normal(size=(60, 3)), np.arange(60) % 2
+    logistic = get_model("logistic").build("classification", {}, seed=0, n_jobs=2)
+    assert logistic.get_params()["logisticregression__n_jobs"] is None
+    logistic.fit(X, y)  # no FutureWarning about n_jobs
+    forest = get_model("random_forest").build("classification", {}, seed=0, n_jobs=2)
+    assert forest.get_params()["n_jobs"] == 2

@@ -219,12 +219,19 @@ def _fill_defaults(estimator: Any, *, seed: int, n_jobs: int, proba: bool) -> No
     # sklearn treats n_jobs=None as 1 already (and deprecates it on some estimators), so only
     # more threads than 1 (the thread policy's share, tuner.threads) is passed on; threaded
     # libraries default to 1 in their factories.
-    if "n_jobs" in current and n_jobs != 1:
+    if "n_jobs" in current and n_jobs != 1 and not _ignores_n_jobs(estimator):
         updates["n_jobs"] = n_jobs
     if proba and current.get("probability") is False:
         updates["probability"] = True
     if updates:
         estimator.set_params(**updates)
+
+
+def _ignores_n_jobs(estimator: Any) -> bool:
+    """scikit-learn's LogisticRegression has ignored ``n_jobs`` since 1.8 (before, only a one-vs-rest
+    fit used it) and warns on every fit where it is set; threads reach its BLAS through the pools."""
+    kind = type(estimator)
+    return kind.__name__ == "LogisticRegression" and kind.__module__.startswith("sklearn.")
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
