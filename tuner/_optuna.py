@@ -176,6 +176,19 @@ def stale_trial_ids(storage: optuna.storages.BaseStorage, study_id: int) -> set[
     return set(storage._get_stale_trial_ids(study_id))  # type: ignore[attr-defined]
 
 
+def beaten(storage: optuna.storages.BaseStorage, trial_ids: Collection[int]) -> set[int]:
+    """Which of ``trial_ids`` have a heartbeat in Optuna's RDB table."""
+    if not trial_ids:
+        return set()
+    import sqlalchemy  # start-up time: only RDB storages need SQLAlchemy
+
+    query = sqlalchemy.text("SELECT trial_id FROM trial_heartbeats WHERE trial_id IN :ids").bindparams(
+        sqlalchemy.bindparam("ids", expanding=True)
+    )
+    with _unwrapped(storage).engine.connect() as conn:  # type: ignore[attr-defined]
+        return {int(row[0]) for row in conn.execute(query, {"ids": sorted(trial_ids)})}
+
+
 def heartbeat_table(storage: optuna.storages.BaseStorage) -> tuple[datetime | None, dict[int, datetime]]:
     """The database server's clock and each trial's last heartbeat, read from Optuna's RDB table."""
     import sqlalchemy  # start-up time: only RDB storages need SQLAlchemy (Optuna imports it lazily too)

@@ -13,7 +13,7 @@ import warnings
 import optuna
 import pytest
 from optuna.trial import FrozenTrial, TrialState
-from support import dead_pid, kill_and_resume_checks, last_beat, silent_remote_trial, wait_for
+from support import REMOTE, dead_pid, kill_and_resume_checks, last_beat, silent_remote_trial, wait_for
 
 import tuner
 from tuner.engine import mark_worker, running_trials
@@ -67,6 +67,27 @@ def test_a_trial_no_worker_named_itself_on_is_lost_after_the_grace_period(backen
     tuner.run_study(study.spec, heartbeat=FAST_BEATS)
     kill_and_resume_checks(study, {}, orphan.number, n_trials=3)
     assert "no worker named itself" in study.trials()[orphan.number].user_attrs["error"]
+
+
+@pytest.mark.slow
+def test_a_named_trial_that_never_beat_is_lost_a_grace_period_after_its_naming(backend, study_on):
+    """SQLite workers beat one second into a trial; one that died before (on another machine, as
+    here, or with its PID taken by a new process) left a named trial without a heartbeat, which
+    goes stale a grace period after the naming, as a silent heartbeat would."""
+    study = study_on("fast", n_trials=3)
+    tuner.run_study(study.spec, n_trials=1, heartbeat=FAST_BEATS)
+    storage = open_storage(study.url, heartbeat=FAST_BEATS)
+    loaded = optuna.load_study(study_name=study.name, storage=storage)
+    named = _ask(loaded)
+    named.suggest_float("x", 0, 1)
+    mark_worker(storage, named._trial_id, REMOTE)
+    tuner.run_study(study.spec, n_trials=2, heartbeat=Heartbeat(interval=1, grace=600))
+    assert study.trials()[named.number].state == TrialState.RUNNING, "within the grace period it may still run"
+
+    _wait_until_stale(study, FAST_BEATS, named.number)
+    tuner.run_study(study.spec, heartbeat=FAST_BEATS)
+    kill_and_resume_checks(study, {}, named.number, n_trials=3)
+    assert "no heartbeat from its worker elsewhere:1" in study.trials()[named.number].user_attrs["error"]
 
 
 def test_a_worker_whose_trial_a_peer_failed_logs_result_discarded_and_goes_on(backend, study_on, caplog):
@@ -123,7 +144,7 @@ def _ask(study: optuna.Study) -> optuna.Trial:
 def test_a_running_trial_names_its_worker_and_its_heartbeat_is_renewed(backend):
     """RDB storages beat in Optuna's heartbeat table; journal storages renew the ``beat`` of the trial's
     worker attribute. Every storage but a journal file names the worker at the start of the trial; a
-    journal file only one second in, so a shorter trial costs no write."""
+    journal file only one second in, so a shorter trial costs no write. SQLite beats one second in."""
     settings = Heartbeat(interval=1, grace=5)
     storage = open_storage(backend.url, heartbeat=settings)
     study = optuna.create_study(storage=storage)
@@ -134,7 +155,9 @@ def test_a_running_trial_names_its_worker_and_its_heartbeat_is_renewed(backend):
     with contextlib.closing(Pulse(storage, backend.url, settings, WORKER)) as pulse:
         short = _ask(study)
         pulse.start(short._trial_id)
+        time.sleep(NAME_AFTER_S / 2)  # a trial of half a second: time enough for a beat due at once
         pulse.stop()
+        short_beat = last_beat(storage, short._trial_id)
         long = _ask(study)
         started = time.time()
         pulse.start(long._trial_id)
@@ -150,3 +173,5 @@ def test_a_running_trial_names_its_worker_and_its_heartbeat_is_renewed(backend):
     if backend.names_late:
         assert first >= started + NAME_AFTER_S - 0.05, "a journal file names the worker one second in"  # type: ignore[operator]
     assert ages[long.number] < settings.grace
+    if backend.kind == "sqlite":
+        assert short_beat is None, "on SQLite a trial shorter than a second costs no heartbeat"

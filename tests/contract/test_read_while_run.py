@@ -44,6 +44,8 @@ def test_the_read_side_works_while_two_workers_write_the_study(backend, study_on
     wait_for(lambda: _api(base, "/api/meta") is not None, what="the dashboard")
     storage = open_storage(study.url)
     held = [t._trial_id for t in study.trials() if t.state == TrialState.RUNNING]
+    # SQLite workers beat one second into a trial.
+    wait_for(lambda: all(last_beat(storage, t) is not None for t in held), what="the held trials' first heartbeats")
 
     for _ in range(ROUNDS):
         beats = [last_beat(storage, trial_id) for trial_id in held]

@@ -58,7 +58,9 @@ class Pulse:
     """Names each trial's worker and keeps its heartbeat, from one thread per trial loop.
 
     RDB storages get their worker named at once and Optuna's heartbeat record from the start of
-    the trial, then every ``settings.interval`` seconds. Journal storages (file, Redis) have no
+    the trial (SQLite: ``NAME_AFTER_S`` in, so a shorter trial costs no beat; its worker runs on
+    this machine, where its PID tells if it died, and :func:`stale_trial_ids` counts the naming as
+    the first beat), then every ``settings.interval`` seconds. Journal storages (file, Redis) have no
     heartbeat of their own: the ``beat`` in the trial's worker attribute is renewed instead. On a
     journal file the worker is named only after ``NAME_AFTER_S`` (a shorter trial costs no write;
     :func:`stale_trial_ids` counts its start as the first beat). Without ``settings`` the worker
@@ -79,6 +81,8 @@ class Pulse:
             pass
         elif rdb_heartbeat(storage):
             self.record = storage.record_heartbeat  # type: ignore[attr-defined]
+            if kind == "sqlite":
+                self.first_wait = min(NAME_AFTER_S, settings.interval)
         elif isinstance(storage, optuna.storages.JournalStorage):
             self.record = lambda trial_id: mark_worker(storage, trial_id, worker)
             if kind == "journal":
@@ -176,10 +180,11 @@ class Pulse:
 def stale_trial_ids(stored: StoredStudy, settings: Heartbeat | None) -> set[int]:
     """RUNNING trials whose last heartbeat is older than the grace period.
 
-    On RDB storages that is Optuna's own check, plus trials that no worker named itself on within
-    the grace period: its worker died between creating the trial and naming itself, or a
-    dropped connection made it create one trial twice (store/_retry.py). On journal storages a
-    trial without a beat yet counts from its start.
+    On RDB storages that is Optuna's own check, plus trials that have no heartbeat yet a grace
+    period after their worker named itself on them (SQLite beats late: :class:`Pulse`; elsewhere
+    the worker died before its first beat) or after they started, unnamed: its worker died between
+    creating the trial and naming itself, or a dropped connection made it create one trial twice
+    (store/_retry.py). On journal storages a trial without a beat yet counts from its start.
     """
     rdb = rdb_heartbeat(stored.storage)
     if settings is None or not (rdb or isinstance(stored.storage, optuna.storages.JournalStorage)):
@@ -187,8 +192,9 @@ def stale_trial_ids(stored: StoredStudy, settings: Heartbeat | None) -> set[int]
     cutoff = time.time() - settings.grace
     running = stored.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     if rdb:
-        unnamed = {_optuna.trial_id(t) for t in running if schema.WORKER not in t.system_attrs and _beat(t) < cutoff}
-        return _optuna.stale_trial_ids(stored.storage, stored.study_id) | unnamed
+        old = {_optuna.trial_id(t) for t in running if _beat(t) < cutoff}
+        unbeaten = old - _optuna.beaten(stored.storage, old)
+        return _optuna.stale_trial_ids(stored.storage, stored.study_id) | unbeaten
     return {_optuna.trial_id(t) for t in running if _beat(t) < cutoff}
 
 
