@@ -4,6 +4,7 @@ the end; pruner options from the spec."""
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,11 @@ def test_a_bad_configuration_is_pruned_after_the_first_fold_and_a_good_one_is_no
     assert bad.params == {"quality": "bad"} and bad.state == TrialState.PRUNED
     assert len(bad.user_attrs["val_scores"]) == 1  # one fold fitted out of four
     assert good.state == TrialState.COMPLETE and len(good.user_attrs["val_scores"]) == 4
+    # Fast folds' reports wait for the trial's attributes (tuner._optuna.report); every one reaches
+    # the storage, and a pruned trial's value is its last report, read back from it by `tell`.
+    assert list(bad.intermediate_values) == [0] and bad.value == bad.intermediate_values[0]
+    assert list(good.intermediate_values) == [0, 1, 2, 3]
+    assert good.intermediate_values[3] == pytest.approx(statistics.fmean(good.user_attrs["val_scores"]))
 
 
 def test_the_default_pruner_prunes_a_bad_configuration_early(write_spec):

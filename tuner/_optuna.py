@@ -13,9 +13,12 @@ comes here:
   heartbeat table itself (``trial_heartbeats``) for ``tuner doctor``;
 - the private storage calls through which Optuna's cache of an RDB storage reaches the database
   (``_get_trials``, ``_create_new_trial``, ...), which ``tuner`` retries on a dropped connection;
+- a trial's suggested parameters in one RDB transaction (:func:`params_in_one_write`:
+  ``RDBStorage._set_trial_param_without_commit``, where Optuna commits each);
 - several trial user attributes in one RDB transaction (``optuna.storages._rdb``), with the study
-  system attributes that carry the trial's optuna-dashboard note (``Study._study_id``), and the
-  storage behind a study a user hands in (``Study._storage``, ``_CachedStorage._backend``);
+  system attributes that carry the trial's optuna-dashboard note (``Study._study_id``) and the
+  trial's reports made since its last write (:func:`report`: ``Trial._cached_frozen_trial``), and
+  the storage behind a study a user hands in (``Study._storage``, ``_CachedStorage._backend``);
 - trials read straight from Optuna's RDB tables (``trials``, ``trial_values``, ``trial_params``,
   ``trial_user_attributes``, ``trial_system_attributes``, ``trial_intermediate_values``) with
   plain SQL instead of its ORM: only the attributes a summary needs, or every trial in batches
@@ -33,8 +36,11 @@ private modules. Where a private name is gone, this module fails loudly rather t
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -63,6 +69,8 @@ PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
     ("optuna.storages.RDBStorage", "_get_trials"),
     ("optuna.storages.RDBStorage", "_set_trial_param"),
     ("optuna.storages.RDBStorage", "_set_trial_attr_without_commit"),
+    ("optuna.storages.RDBStorage", "_set_trial_intermediate_value_without_commit"),
+    ("optuna.storages.RDBStorage", "_set_trial_param_without_commit"),
     ("optuna.storages._rdb.storage", "_create_scoped_session"),
     ("optuna.storages._rdb.models", "TrialUserAttributeModel"),
     ("optuna.storages._rdb.models", "TrialModel"),
@@ -207,6 +215,43 @@ def _as_datetime(value: Any) -> Any:
     return parsed.replace(tzinfo=None)
 
 
+# A running trial's reports that wait for its next write (see `report`), by trial id, with the time
+# its reports were last written (or it started). The trial loop writes what is left before `tell`.
+_held: dict[int, tuple[float, dict[int, float]]] = {}
+
+
+def report(trial: optuna.Trial, value: float, step: int, *, hold_s: float) -> None:
+    """``trial.report``, except that on RDB storages a report made less than ``hold_s`` seconds after
+    the trial's reports were last written (or it started) waits for the trial's next write.
+
+    Each report is a transaction of its own in Optuna (about 2 ms of CPU on SQLite, a tenth of a
+    0.2 s trial over five folds); held ones go into the transaction of the trial's user attributes
+    (:func:`set_user_attrs`), or of its next report after ``hold_s``, or are written before the trial
+    is told (:func:`write_reports`). The pruner sees every report at once (it reads the trial kept
+    in this process); other processes see them up to ``hold_s`` late, and a trial killed meanwhile
+    loses them with the rest of its run. Other storages write each report at once.
+    """
+    frozen = trial._cached_frozen_trial
+    if not is_rdb(trial.storage) or step in frozen.intermediate_values:
+        trial.report(value, step)  # Optuna warns about, and ignores, a step reported twice
+        return
+    start = frozen.datetime_start.timestamp() if frozen.datetime_start else time.time()
+    since, held = _held.get(trial._trial_id) or (start, {})
+    held[step] = frozen.intermediate_values[step] = float(value)
+    _held[trial._trial_id] = (since, held)
+    if time.time() - since >= hold_s:
+        set_user_attrs(trial, {})
+
+
+def write_reports(trial: optuna.Trial) -> None:
+    """Write the reports :func:`report` holds for ``trial`` (one transaction on RDB storages), and forget it."""
+    try:
+        if _held.get(trial._trial_id, (0.0, {}))[1]:
+            set_user_attrs(trial, {})
+    finally:
+        _held.pop(trial._trial_id, None)
+
+
 def set_user_attrs(
     trial: optuna.Trial, attrs: Mapping[str, Any], *, study_system_attrs: Mapping[str, Any] | None = None
 ) -> None:
@@ -222,11 +267,17 @@ def set_user_attrs(
     """
     backend = getattr(trial.storage, "_backend", trial.storage)
     write = getattr(backend, "set_trial_user_attrs", None)  # tuner's storages retry it (store/_retry.py)
+    if write is None and isinstance(backend, optuna.storages.RDBStorage):
+        write = functools.partial(write_user_attrs, backend)
     extra = dict(study_system_attrs or {})
+    _since, reports = _held.get(trial._trial_id, (0.0, {}))
     if write is not None:
-        write(trial._trial_id, attrs, **({"study_system_attrs": extra} if extra else {}))
-    elif isinstance(backend, optuna.storages.RDBStorage):
-        write_user_attrs(backend, trial._trial_id, attrs, study_system_attrs=extra)
+        options: dict[str, Any] = {"study_system_attrs": extra} if extra else {}
+        if reports:
+            options["intermediate_values"] = reports
+        write(trial._trial_id, attrs, **options)
+        if trial._trial_id in _held:
+            _held[trial._trial_id] = (time.time(), {})
     else:
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
@@ -237,58 +288,195 @@ def set_user_attrs(
     trial._cached_frozen_trial.user_attrs.update(attrs)
 
 
+@contextlib.contextmanager
+def params_in_one_write(trial: optuna.Trial) -> Iterator[None]:
+    """The parameters suggested for ``trial`` within the block are written in one transaction at its end.
+
+    Optuna commits each parameter on its own: six of them cost a 0.2 s trial about 3 % of its CPU
+    on SQLite. Only tuner's RDB storages hold them (:class:`HoldsParams`); on others
+    this does nothing. Inside the block the trial (``trial.params``) and the sampler see each
+    parameter at once; other readers of the storage see them at the end of the block.
+    """
+    backend = getattr(trial.storage, "_backend", trial.storage)
+    holding = getattr(backend, "holding_params", None)
+    if holding is None:
+        yield
+        return
+    with holding(trial._trial_id):
+        yield
+
+
+HeldParam = tuple[str, float, BaseDistribution, BaseDistribution | None]
+# The parameters a thread holds for one trial of one storage (HoldsParams.holding_params):
+# (id of the storage, trial id, the held parameters).
+_holding = threading.local()
+
+
+class HoldsParams(optuna.storages.RDBStorage):
+    """An RDB storage that writes the parameters a trial suggests within ``holding_params`` in one
+    transaction (:func:`params_in_one_write`); tuner's RDB storages are one (store/_retry.py)."""
+
+    @contextlib.contextmanager
+    def holding_params(self, trial_id: int) -> Iterator[None]:
+        """Parameters set on ``trial_id`` from this thread within the block are written in one
+        transaction at its end."""
+        held: list[HeldParam] = []
+        _holding.trial = (id(self), trial_id, held)
+        try:
+            yield
+        except BaseException:
+            _holding.trial = None
+            with contextlib.suppress(Exception):  # the error in the block is the one to report
+                self.write_params(trial_id, held)
+            raise
+        _holding.trial = None
+        self.write_params(trial_id, held)
+
+    def _set_trial_param(
+        self,
+        trial_id: int,
+        param_name: str,
+        param_value_internal: float,
+        distribution: BaseDistribution,
+        previous_distribution: BaseDistribution | None,
+    ) -> None:
+        holding = getattr(_holding, "trial", None)
+        if holding is None or holding[:2] != (id(self), trial_id):
+            super()._set_trial_param(trial_id, param_name, param_value_internal, distribution, previous_distribution)
+            return
+        if previous_distribution is not None:  # a clash is raised by the suggest that made it, as without holding
+            optuna.distributions.check_distribution_compatibility(previous_distribution, distribution)
+        holding[2].append((param_name, param_value_internal, distribution, previous_distribution))
+
+    def write_params(self, trial_id: int, params: Sequence[HeldParam]) -> None:
+        """What ``RDBStorage._set_trial_param`` does for each of ``params`` (name, internal value,
+        distribution, the study's distribution of that name when known), in one transaction.
+
+        Parameters whose distribution the study knows already (every trial's but the first's) are
+        checked against it and inserted in one statement; Optuna's own write looks up the others.
+        """
+        if not params:
+            return
+        # Start-up time: only RDB storages need these (and SQLAlchemy with them).
+        from optuna.storages._rdb.models import TrialModel, TrialParamModel
+        from optuna.storages._rdb.storage import _create_scoped_session
+        from sqlalchemy import insert
+
+        with _create_scoped_session(self.scoped_session, True) as session:
+            trial = TrialModel.find_or_raise_by_id(trial_id, session)
+            self.check_trial_is_updatable(trial_id, cast("TrialState", trial.state))
+            rows = []
+            for name, value, distribution, previous in params:
+                if previous is None:
+                    self._set_trial_param_without_commit(session, trial_id, name, value, distribution, previous)
+                    continue
+                optuna.distributions.check_distribution_compatibility(previous, distribution)
+                rows.append(
+                    {
+                        "trial_id": trial_id,
+                        "param_name": name,
+                        "param_value": value,
+                        "distribution_json": optuna.distributions.distribution_to_json(distribution),
+                    }
+                )
+            if rows:
+                session.execute(insert(TrialParamModel).values(rows))
+
+
 def write_user_attrs(
     storage: optuna.storages.RDBStorage,
     trial_id: int,
     attrs: Mapping[str, Any],
     *,
     study_system_attrs: Mapping[str, Any] | None = None,
+    intermediate_values: Mapping[int, float] | None = None,
 ) -> None:
-    """Write user attributes of trial ``trial_id`` (and system attributes of its study) in one
-    transaction of an RDB storage.
+    """Write user attributes of trial ``trial_id`` (and system attributes of its study, and reports
+    of the trial by step) in one transaction of an RDB storage.
 
-    One check of the trial's state and one multi-row upsert, where Optuna's own
+    One check of the trial's state and one multi-row upsert per table, where Optuna's own
     ``set_trial_user_attr`` reads the trial and upserts once per attribute (a trial's diagnostics
-    are a dozen attributes: two dozen statements). Other databases get Optuna's per-attribute write.
+    are a dozen attributes: two dozen statements). Databases without an upsert statement get
+    Optuna's per-row writes, in the same transaction.
     """
     # Start-up time: only RDB storages need these (and SQLAlchemy with them).
-    from optuna.storages._rdb.models import StudySystemAttributeModel, TrialModel, TrialUserAttributeModel
+    from optuna.storages._rdb.models import (
+        StudySystemAttributeModel,
+        TrialIntermediateValueModel,
+        TrialModel,
+        TrialUserAttributeModel,
+    )
     from optuna.storages._rdb.storage import _create_scoped_session
 
-    if not attrs and not study_system_attrs:
+    if not attrs and not study_system_attrs and not intermediate_values:
         return
-    rows = [{"trial_id": trial_id, "key": key, "value_json": json.dumps(value)} for key, value in attrs.items()]
-    upsert = _upsert(storage.engine.name, TrialUserAttributeModel, rows) if rows else None
+    dialect = storage.engine.name
     with _create_scoped_session(storage.scoped_session) as session:
-        if upsert is None:
-            for key, value in attrs.items():
-                storage._set_trial_attr_without_commit(session, TrialUserAttributeModel, trial_id, key, value)
         trial = TrialModel.find_or_raise_by_id(trial_id, session)
-        if upsert is not None:
-            storage.check_trial_is_updatable(trial_id, cast("TrialState", trial.state))
-            session.execute(upsert)
-        for key, value in (study_system_attrs or {}).items():
-            # What RDBStorage.set_study_system_attr does, without its own commit.
-            row = session.query(StudySystemAttributeModel).filter_by(study_id=trial.study_id, key=key).one_or_none()
-            if row is None:
-                session.add(StudySystemAttributeModel(study_id=trial.study_id, key=key, value_json=json.dumps(value)))
+        storage.check_trial_is_updatable(trial_id, cast("TrialState", trial.state))
+        if attrs:
+            rows = [{"trial_id": trial_id, "key": key, "value_json": json.dumps(value)} for key, value in attrs.items()]
+            upsert = _upsert(dialect, TrialUserAttributeModel, rows, ("trial_id", "key"), ("value_json",))
+            if upsert is not None:
+                session.execute(upsert)
             else:
-                row.value_json = json.dumps(value)
+                for key, value in attrs.items():
+                    storage._set_trial_attr_without_commit(session, TrialUserAttributeModel, trial_id, key, value)
+        if intermediate_values:
+            stored = TrialIntermediateValueModel.intermediate_value_to_stored_repr
+            rows = [
+                {
+                    "trial_id": trial_id,
+                    "step": step,
+                    **dict(zip(("intermediate_value", "intermediate_value_type"), stored(value), strict=True)),
+                }
+                for step, value in intermediate_values.items()
+            ]
+            upsert = _upsert(
+                dialect,
+                TrialIntermediateValueModel,
+                rows,
+                ("trial_id", "step"),
+                ("intermediate_value", "intermediate_value_type"),
+            )
+            if upsert is not None:
+                session.execute(upsert)
+            else:
+                for step, value in intermediate_values.items():
+                    storage._set_trial_intermediate_value_without_commit(session, trial_id, step, value)
+        if study_system_attrs:
+            rows = [
+                {"study_id": trial.study_id, "key": key, "value_json": json.dumps(value)}
+                for key, value in study_system_attrs.items()
+            ]
+            upsert = _upsert(dialect, StudySystemAttributeModel, rows, ("study_id", "key"), ("value_json",))
+            if upsert is not None:
+                session.execute(upsert)
+            else:
+                for row in rows:  # what RDBStorage.set_study_system_attr does, without its own commit
+                    found = session.query(StudySystemAttributeModel).filter_by(study_id=row["study_id"], key=row["key"])
+                    existing = found.one_or_none()
+                    if existing is None:
+                        session.add(StudySystemAttributeModel(**row))
+                    else:
+                        existing.value_json = row["value_json"]
 
 
-def _upsert(dialect: str, model: Any, rows: list[dict[str, Any]]) -> Any:
-    """One INSERT of ``rows`` that overwrites the value of a (trial, key) stored already; None where
-    the database has no such statement (SQLite before 3.24, others than SQLite/PostgreSQL/MySQL)."""
-    # Start-up time: only RDB storages need SQLAlchemy.
-    from sqlalchemy.dialects import mysql, postgresql, sqlite
-
+def _upsert(dialect: str, model: Any, rows: list[dict[str, Any]], keys: Sequence[str], columns: Sequence[str]) -> Any:
+    """One INSERT of ``rows`` that overwrites ``columns`` of a row whose unique ``keys`` are stored already;
+    None where the database has no such statement (SQLite before 3.24, others than SQLite/PostgreSQL/MySQL)."""
+    # Start-up time: only RDB storages need SQLAlchemy, and each only its own dialect (MySQL's takes 0.1 s).
     if dialect == "mysql":
+        from sqlalchemy.dialects import mysql
+
         statement = mysql.insert(model).values(rows)
-        return statement.on_duplicate_key_update(value_json=statement.inserted.value_json)
+        return statement.on_duplicate_key_update({column: statement.inserted[column] for column in columns})
     if dialect == "postgresql" or (dialect == "sqlite" and sqlite3.sqlite_version_info >= (3, 24, 0)):
-        statement = (postgresql if dialect == "postgresql" else sqlite).insert(model).values(rows)
+        module = "postgresql" if dialect == "postgresql" else "sqlite"
+        statement = importlib.import_module(f"sqlalchemy.dialects.{module}").insert(model).values(rows)
         return statement.on_conflict_do_update(
-            index_elements=[model.trial_id, model.key], set_={"value_json": statement.excluded.value_json}
+            index_elements=[getattr(model, key) for key in keys],
+            set_={column: statement.excluded[column] for column in columns},
         )
     return None
 

@@ -21,7 +21,7 @@ import numpy as np
 import optuna
 from sklearn.base import clone
 
-from tuner import targets
+from tuner import _optuna, targets
 from tuner.cv import AugmentPlan, FoldLog, fit_and_score, native_rows, plan_for, sample_rows
 from tuner.diagnostics import record
 from tuner.errors import SpecError
@@ -30,6 +30,11 @@ from tuner.seeds import seed_for
 from tuner.setup import PruningPlan, StudyContext
 from tuner.store import schema
 from tuner.usercode import import_object
+
+# Reports made within this many seconds of a trial's last written one wait for its next write
+# (tuner._optuna.report): a fast trial's folds or epochs cost one transaction, not one each, and
+# a slow trial's curve still reaches the dashboard as it goes.
+REPORT_HOLD_S = 1.0
 
 
 class Objective(Protocol):
@@ -46,7 +51,8 @@ class CVObjective:
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         ctx = self.context
-        params = ctx.suggest(trial)
+        with _optuna.params_in_one_write(trial):
+            params = ctx.suggest(trial)
         estimator = ctx.build_estimator(params)
         augment = plan_for(ctx.spec, params)
         if ctx.pruning.screens:
@@ -101,7 +107,7 @@ class CVObjective:
             return False  # screening levels were the steps, or several objectives (no pruning)
         objective = self.context.spec.objective
         value = targets.evaluate(objective.targets, log.last() if plan.per_fold_values else log)[0]
-        trial.report(value, index)
+        _optuna.report(trial, value, index, hold_s=REPORT_HOLD_S)
         return index < n_folds - 1 and trial.should_prune()
 
     def _finish(
@@ -140,7 +146,8 @@ class _Epochs:
         self.val_loss.append(val_loss)
         if not self.plan.by_epoch:
             return
-        self.trial.report(self.plan.epoch_value(val_loss), self.plan.epoch_step(self.fold, epoch))
+        step = self.plan.epoch_step(self.fold, epoch)
+        _optuna.report(self.trial, self.plan.epoch_value(val_loss), step, hold_s=REPORT_HOLD_S)
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned at epoch {epoch + 1} of fold {self.fold + 1} of {self.n_folds}")
 
@@ -178,7 +185,7 @@ def screen(trial: optuna.Trial, context: StudyContext, estimator: Any, augment: 
     scores: dict[int, float] = {}
     for level in plan.levels:
         scores[level] = _cross_validate(context, estimator, augment, level)
-        trial.report(scores[level], level)
+        _optuna.report(trial, scores[level], level, hold_s=REPORT_HOLD_S)
         if trial.should_prune():
             trial.set_user_attr(schema.FIDELITY_SCORES, {str(k): v for k, v in scores.items()})
             raise optuna.TrialPruned(f"pruned at {level}% of the {context.spec.pruner.fidelity}")

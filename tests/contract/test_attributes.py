@@ -9,7 +9,7 @@ import pytest
 from backends import STORAGE_MODES, backend_params
 from optuna.trial import TrialState
 
-from tuner._optuna import set_user_attrs, trial_id
+from tuner._optuna import params_in_one_write, report, set_user_attrs, trial_id, write_reports
 from tuner.diagnostics._dashboard import note_attrs
 from tuner.store import MEMORY_URL, open_storage
 
@@ -62,3 +62,71 @@ def test_a_trials_dashboard_note_goes_with_its_attributes_and_optuna_dashboard_r
     again = optuna.load_study(study_name="noted", storage=reader)
     assert again.trials[0].user_attrs == ATTRS
     assert optuna_dashboard.get_note(optuna.Trial(again, trial_id(trial))) == body
+
+
+@pytest.mark.parametrize("backend", backend_params("memory", *STORAGE_MODES), indirect=True)
+def test_reports_within_the_hold_wait_for_the_trials_next_write_and_the_pruner_sees_them_at_once(backend):
+    """On RDB storages a report made within ``hold_s`` of the trial's last written one is kept in this
+    process (the trial, its pruner) until the trial's next write: its attributes, a report after the
+    hold, or ``write_reports`` before it is told. Other storages write each report at once."""
+    storage = open_storage(backend.url)
+    reader = storage if backend.url == MEMORY_URL else open_storage(backend.url)
+    study = optuna.create_study(storage=storage, study_name="reports")
+    trial = study.ask()
+
+    def stored() -> dict[int, float]:
+        return optuna.load_study(study_name="reports", storage=reader).trials[0].intermediate_values
+
+    report(trial, 0.5, 0, hold_s=3600)
+    report(trial, 0.25, 1, hold_s=3600)
+    assert trial._get_latest_trial().intermediate_values == {0: 0.5, 1: 0.25}, "what should_prune() reads"
+    assert stored() == ({} if backend.rdb else {0: 0.5, 1: 0.25})
+    set_user_attrs(trial, {"gap": 0.1})
+    assert stored() == {0: 0.5, 1: 0.25}
+    report(trial, 0.75, 2, hold_s=3600)
+    report(trial, 1.0, 3, hold_s=0)  # the hold is over: this one and the held one are written now
+    assert stored() == {0: 0.5, 1: 0.25, 2: 0.75, 3: 1.0}
+    report(trial, 0.0, 4, hold_s=3600)
+    write_reports(trial)
+    study.tell(trial, state=TrialState.PRUNED)
+    done = optuna.load_study(study_name="reports", storage=reader).trials[0]
+    assert done.intermediate_values[4] == 0.0 and done.value == 0.0, "a pruned trial's value is its last report"
+
+
+@pytest.mark.parametrize("backend", backend_params("memory", *STORAGE_MODES), indirect=True)
+def test_parameters_suggested_in_one_write_reach_the_storage_together_at_the_end_of_the_block(backend):
+    storage = open_storage(backend.url)
+    reader = storage if backend.url == MEMORY_URL else open_storage(backend.url)
+    study = optuna.create_study(storage=storage, study_name="params")
+    first = study.ask()
+    with params_in_one_write(first):  # the study's first trial: Optuna looks each distribution up
+        first.suggest_float("x", 0, 1)
+        first.suggest_int("n", 1, 9)
+    study.tell(first, 1.0)
+    trial = study.ask()
+    commits = _commits(storage) if backend.rdb else []
+    with params_in_one_write(trial):
+        x = trial.suggest_float("x", 0, 1)
+        n = trial.suggest_int("n", 1, 9)
+        c = trial.suggest_categorical("c", ["a", "b"])
+        assert trial.params == {"x": x, "n": n, "c": c}, "the trial sees each parameter at once"
+        inside = optuna.load_study(study_name="params", storage=reader).trials[1].params
+        before_the_end = len(commits)  # the sampler's reads commit too
+    assert inside == ({} if backend.rdb else {"x": x, "n": n, "c": c})
+    assert optuna.load_study(study_name="params", storage=reader).trials[1].params == {"x": x, "n": n, "c": c}
+    if backend.rdb:
+        assert len(commits) == before_the_end + 1, "three parameters, one transaction"
+    clash = study.ask()
+    with pytest.raises(ValueError, match="different distribution kind"), params_in_one_write(clash):
+        clash.suggest_float("y", 0, 1)
+        clash.suggest_categorical("x", ["a", "b"])  # raised here, by the suggest that clashes
+    assert optuna.load_study(study_name="params", storage=reader).trials[2].params == {"y": clash.params["y"]}
+
+
+def _commits(storage: optuna.storages.BaseStorage) -> list[int]:
+    """A list that grows by one at each transaction the storage commits from now on."""
+    from sqlalchemy import event
+
+    commits: list[int] = []
+    event.listen(storage.engine, "commit", lambda conn: commits.append(1))  # type: ignore[attr-defined]
+    return commits

@@ -348,6 +348,7 @@ def _tell(
     this worker's own outcome when the state matches, since peers only ever mark trials FAIL as lost.
     """
     try:
+        _optuna.write_reports(trial)  # a pruned trial's value is its last report, read back from the storage
         return stored.study.tell(trial, values, state=state)
     except (optuna.exceptions.UpdateFinishedTrialError, ValueError):  # tell refuses a finished trial
         finished = stored.storage.get_trial(_optuna.trial_id(trial))

@@ -526,14 +526,12 @@ def objective_names(attrs: dict[str, Any], n_objectives: int) -> list[str]:
 
 def best_val_mean(study: optuna.Study) -> float | None:
     """Mean validation score of the study's best trial so far (the best on the first objective of
-    the Pareto front for several objectives); None before the first complete feasible trial."""
-    if len(study.directions) == 1:
-        try:
-            best = [study.best_trial]
-        except ValueError:  # no complete (feasible) trial yet
-            return None
-    else:
-        best = study.best_trials
+    the Pareto front for several objectives); None before the first complete feasible trial.
+
+    Inside a trial it reads the trials as the trial's sampler read them (one storage read fewer per
+    trial than ``study.best_trial``).
+    """
+    best = _optuna.pareto_trials(_optuna.cached_trials(study), study.directions)
     values = [t.user_attrs.get(schema.VAL_MEAN) for t in best]
     finite = [v for v in values if isinstance(v, float) and math.isfinite(v)]
     return max(finite) if finite else None

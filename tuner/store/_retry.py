@@ -27,7 +27,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -193,16 +193,29 @@ def _with_retries(cls: type) -> type:
 
 
 @_with_retries
-class RetryingRDBStorage(optuna.storages.RDBStorage):
-    """Optuna's RDB storage (SQLite, PostgreSQL, MySQL) whose calls follow :data:`POLICY`."""
+class RetryingRDBStorage(_optuna.HoldsParams, optuna.storages.RDBStorage):
+    """Optuna's RDB storage (SQLite, PostgreSQL, MySQL) whose calls follow :data:`POLICY`, and
+    which writes a trial's parameters in one transaction where asked to (:class:`tuner._optuna.HoldsParams`)."""
+
+    @_retrying
+    def write_params(self, trial_id: int, params: Sequence[_optuna.HeldParam]) -> None:
+        """Parameters of a trial in one transaction."""
+        super().write_params(trial_id, params)
 
     @_retrying
     def set_trial_user_attrs(
-        self, trial_id: int, attrs: Mapping[str, Any], *, study_system_attrs: Mapping[str, Any] | None = None
+        self,
+        trial_id: int,
+        attrs: Mapping[str, Any],
+        *,
+        study_system_attrs: Mapping[str, Any] | None = None,
+        intermediate_values: Mapping[int, float] | None = None,
     ) -> None:
         """Several user attributes of a trial in one transaction (a trial's diagnostics, with its
-        optuna-dashboard note in the study's system attributes)."""
-        _optuna.write_user_attrs(self, trial_id, attrs, study_system_attrs=study_system_attrs)
+        optuna-dashboard note in the study's system attributes and its reports held since its last write)."""
+        _optuna.write_user_attrs(
+            self, trial_id, attrs, study_system_attrs=study_system_attrs, intermediate_values=intermediate_values
+        )
 
     @_retrying
     def read_trials(self, study_id: int, **options: Any) -> list[optuna.trial.FrozenTrial]:
