@@ -42,6 +42,7 @@ import json
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -215,9 +216,10 @@ def _as_datetime(value: Any) -> Any:
     return parsed.replace(tzinfo=None)
 
 
-# A running trial's reports that wait for its next write (see `report`), by trial id, with the time
-# its reports were last written (or it started). The trial loop writes what is left before `tell`.
-_held: dict[int, tuple[float, dict[int, float]]] = {}
+# A running trial's reports that wait for its next write (see `report`), with the time its reports
+# were last written (or it started). The trial loop writes what is left before `tell`; a trial
+# object that goes away (its run ended by an error) takes its entry with it.
+_held: weakref.WeakKeyDictionary[optuna.Trial, tuple[float, dict[int, float]]] = weakref.WeakKeyDictionary()
 
 
 def report(trial: optuna.Trial, value: float, step: int, *, hold_s: float) -> None:
@@ -236,9 +238,9 @@ def report(trial: optuna.Trial, value: float, step: int, *, hold_s: float) -> No
         trial.report(value, step)  # Optuna warns about, and ignores, a step reported twice
         return
     start = frozen.datetime_start.timestamp() if frozen.datetime_start else time.time()
-    since, held = _held.get(trial._trial_id) or (start, {})
+    since, held = _held.get(trial) or (start, {})
     held[step] = frozen.intermediate_values[step] = float(value)
-    _held[trial._trial_id] = (since, held)
+    _held[trial] = (since, held)
     if time.time() - since >= hold_s:
         set_user_attrs(trial, {})
 
@@ -246,10 +248,10 @@ def report(trial: optuna.Trial, value: float, step: int, *, hold_s: float) -> No
 def write_reports(trial: optuna.Trial) -> None:
     """Write the reports :func:`report` holds for ``trial`` (one transaction on RDB storages), and forget it."""
     try:
-        if _held.get(trial._trial_id, (0.0, {}))[1]:
+        if _held.get(trial, (0.0, {}))[1]:
             set_user_attrs(trial, {})
     finally:
-        _held.pop(trial._trial_id, None)
+        _held.pop(trial, None)
 
 
 def set_user_attrs(
@@ -270,14 +272,14 @@ def set_user_attrs(
     if write is None and isinstance(backend, optuna.storages.RDBStorage):
         write = functools.partial(write_user_attrs, backend)
     extra = dict(study_system_attrs or {})
-    _since, reports = _held.get(trial._trial_id, (0.0, {}))
+    _since, reports = _held.get(trial, (0.0, {}))
     if write is not None:
         options: dict[str, Any] = {"study_system_attrs": extra} if extra else {}
         if reports:
             options["intermediate_values"] = reports
         write(trial._trial_id, attrs, **options)
-        if trial._trial_id in _held:
-            _held[trial._trial_id] = (time.time(), {})
+        if trial in _held:
+            _held[trial] = (time.time(), {})
     else:
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
