@@ -43,7 +43,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
@@ -295,7 +295,7 @@ def params_in_one_write(trial: optuna.Trial) -> Iterator[None]:
     """The parameters suggested for ``trial`` within the block are written in one transaction at its end.
 
     Optuna commits each parameter on its own: six of them cost a 0.2 s trial about 3 % of its CPU
-    on SQLite. Only tuner's RDB storages hold them (:class:`HoldsParams`); on others
+    on SQLite. Only tuner's RDB storages hold them (:class:`LeanRDBStorage`); on others
     this does nothing. Inside the block the trial (``trial.params``) and the sampler see each
     parameter at once; other readers of the storage see them at the end of the block.
     """
@@ -309,14 +309,59 @@ def params_in_one_write(trial: optuna.Trial) -> Iterator[None]:
 
 
 HeldParam = tuple[str, float, BaseDistribution, BaseDistribution | None]
-# The parameters a thread holds for one trial of one storage (HoldsParams.holding_params):
+# The parameters a thread holds for one trial of one storage (LeanRDBStorage.holding_params):
 # (id of the storage, trial id, the held parameters).
 _holding = threading.local()
 
 
-class HoldsParams(optuna.storages.RDBStorage):
-    """An RDB storage that writes the parameters a trial suggests within ``holding_params`` in one
-    transaction (:func:`params_in_one_write`); tuner's RDB storages are one (store/_retry.py)."""
+class LeanRDBStorage(optuna.storages.RDBStorage):
+    """Optuna's RDB storage with fewer and cheaper round trips per trial; tuner's RDB storages are one
+    (store/_retry.py).
+
+    It writes the parameters a trial suggests within ``holding_params`` in one transaction
+    (:func:`params_in_one_write`), and reads trials with plain SQL (:func:`rdb_trials`) where
+    Optuna's ORM builds an object per row: each trial costs the loop about six reads (its own
+    ``get_trial`` at ``ask`` and two at ``tell``; the cache's reads of new and running trials
+    before ``ask``, in it, and for the sampler). ``tests/contract/test_fast_reads.py`` checks that
+    the trials read are Optuna's own.
+    """
+
+    def _inside_a_transaction(self) -> bool:
+        # A read from inside one of Optuna's transactions (checking a trial within a write) goes
+        # through its session: a connection of its own would wait for that transaction's lock.
+        return bool(self.scoped_session.registry.has() and self.scoped_session().in_transaction())
+
+    def get_trial(self, trial_id: int) -> FrozenTrial:
+        if self._inside_a_transaction():
+            return super().get_trial(trial_id)
+        found = _rdb_trials(
+            self, None, states=None, ids=[trial_id], params=True, intermediate=True, user_attrs=None, system_attrs="all"
+        )
+        if not found:
+            raise KeyError(f"No trial with trial-id {trial_id} exists.")  # what Optuna raises
+        return found[0]
+
+    def _get_trials(
+        self,
+        study_id: int,
+        states: Container[TrialState] | None,
+        included_trial_ids: set[int],
+        trial_id_greater_than: int,
+    ) -> list[FrozenTrial]:
+        # What RDBStorage._get_trials returns (except that a deleted study reads as no trials).
+        if self._inside_a_transaction():
+            return super()._get_trials(study_id, states, included_trial_ids, trial_id_greater_than)
+        included = sorted(i for i in included_trial_ids if i <= trial_id_greater_than)
+        chosen = None if states is None else [state for state in TrialState if state in states]
+        options: dict[str, Any] = dict(
+            states=chosen, params=True, intermediate=True, user_attrs=None, system_attrs="all"
+        )
+        if trial_id_greater_than < 0:
+            return _rdb_trials(self, study_id, **options)
+        if len(included) <= _IDS_PER_QUERY:
+            return _rdb_trials(self, study_id, ids=included, after=trial_id_greater_than, ids_or_after=True, **options)
+        newer = _rdb_trials(self, study_id, after=trial_id_greater_than, **options)
+        return rdb_trials(self, study_id, trial_ids=included, states=chosen) + newer
 
     @contextlib.contextmanager
     def holding_params(self, trial_id: int) -> Iterator[None]:
@@ -382,7 +427,7 @@ class HoldsParams(optuna.storages.RDBStorage):
                     }
                 )
             if rows:
-                session.execute(insert(TrialParamModel).values(rows))
+                session.execute(insert(TrialParamModel), rows)  # one cached statement, many rows
 
 
 def write_user_attrs(
@@ -418,9 +463,9 @@ def write_user_attrs(
         storage.check_trial_is_updatable(trial_id, cast("TrialState", trial.state))
         if attrs:
             rows = [{"trial_id": trial_id, "key": key, "value_json": json.dumps(value)} for key, value in attrs.items()]
-            upsert = _upsert(dialect, TrialUserAttributeModel, rows, ("trial_id", "key"), ("value_json",))
+            upsert = _upsert(dialect, TrialUserAttributeModel, ("trial_id", "key"), ("value_json",))
             if upsert is not None:
-                session.execute(upsert)
+                session.execute(upsert, rows)
             else:
                 for key, value in attrs.items():
                     storage._set_trial_attr_without_commit(session, TrialUserAttributeModel, trial_id, key, value)
@@ -437,12 +482,11 @@ def write_user_attrs(
             upsert = _upsert(
                 dialect,
                 TrialIntermediateValueModel,
-                rows,
                 ("trial_id", "step"),
                 ("intermediate_value", "intermediate_value_type"),
             )
             if upsert is not None:
-                session.execute(upsert)
+                session.execute(upsert, rows)
             else:
                 for step, value in intermediate_values.items():
                     storage._set_trial_intermediate_value_without_commit(session, trial_id, step, value)
@@ -451,9 +495,9 @@ def write_user_attrs(
                 {"study_id": trial.study_id, "key": key, "value_json": json.dumps(value)}
                 for key, value in study_system_attrs.items()
             ]
-            upsert = _upsert(dialect, StudySystemAttributeModel, rows, ("study_id", "key"), ("value_json",))
+            upsert = _upsert(dialect, StudySystemAttributeModel, ("study_id", "key"), ("value_json",))
             if upsert is not None:
-                session.execute(upsert)
+                session.execute(upsert, rows)
             else:
                 for row in rows:  # what RDBStorage.set_study_system_attr does, without its own commit
                     found = session.query(StudySystemAttributeModel).filter_by(study_id=row["study_id"], key=row["key"])
@@ -464,18 +508,20 @@ def write_user_attrs(
                         existing.value_json = row["value_json"]
 
 
-def _upsert(dialect: str, model: Any, rows: list[dict[str, Any]], keys: Sequence[str], columns: Sequence[str]) -> Any:
-    """One INSERT of ``rows`` that overwrites ``columns`` of a row whose unique ``keys`` are stored already;
-    None where the database has no such statement (SQLite before 3.24, others than SQLite/PostgreSQL/MySQL)."""
+@functools.cache
+def _upsert(dialect: str, model: Any, keys: tuple[str, ...], columns: tuple[str, ...]) -> Any:
+    """An INSERT, to execute with many rows, that overwrites ``columns`` of a row whose unique ``keys``
+    are stored already; None where the database has no such statement (SQLite before 3.24, others
+    than SQLite/PostgreSQL/MySQL). One statement per table, so SQLAlchemy compiles it once."""
     # Start-up time: only RDB storages need SQLAlchemy, and each only its own dialect (MySQL's takes 0.1 s).
     if dialect == "mysql":
         from sqlalchemy.dialects import mysql
 
-        statement = mysql.insert(model).values(rows)
+        statement = mysql.insert(model)
         return statement.on_duplicate_key_update({column: statement.inserted[column] for column in columns})
     if dialect == "postgresql" or (dialect == "sqlite" and sqlite3.sqlite_version_info >= (3, 24, 0)):
         module = "postgresql" if dialect == "postgresql" else "sqlite"
-        statement = importlib.import_module(f"sqlalchemy.dialects.{module}").insert(model).values(rows)
+        statement = importlib.import_module(f"sqlalchemy.dialects.{module}").insert(model)
         return statement.on_conflict_do_update(
             index_elements=[getattr(model, key) for key in keys],
             set_={column: statement.excluded[column] for column in columns},
@@ -565,11 +611,12 @@ def rdb_trials(
 
 def _rdb_trials(
     storage: optuna.storages.BaseStorage,
-    study_id: int,
+    study_id: int | None,
     *,
     states: Collection[TrialState] | None,
     ids: Sequence[int] | None = None,
     after: int = -1,
+    ids_or_after: bool = False,
     limit: int | None = None,
     params: bool,
     intermediate: bool,
@@ -586,13 +633,16 @@ def _rdb_trials(
     system_table = models.TrialSystemAttributeModel.__table__
     steps_table = models.TrialIntermediateValueModel.__table__
 
-    chosen: list[Any] = [trials.c.study_id == study_id]
+    chosen: list[Any] = [] if study_id is None else [trials.c.study_id == study_id]
     if states is not None:
         chosen.append(trials.c.state.in_(list(states)))
-    if ids is not None:
-        chosen.append(trials.c.trial_id.in_(list(ids)))
-    if after >= 0:
-        chosen.append(trials.c.trial_id > after)
+    if ids_or_after:  # the trials of `ids`, and any newer than `after` (what a cache of the study lacks)
+        chosen.append(sa.or_(trials.c.trial_id.in_(list(ids or ())), trials.c.trial_id > after))
+    else:
+        if ids is not None:
+            chosen.append(trials.c.trial_id.in_(list(ids)))
+        if after >= 0:
+            chosen.append(trials.c.trial_id > after)
     head = (
         sa.select(
             trials.c.trial_id, trials.c.number, trials.c.state, trials.c.datetime_start, trials.c.datetime_complete

@@ -168,7 +168,7 @@ def test_rdb_trials_equal_optunas_own_read_whole_and_in_batches(stored):
         pytest.skip("journal and Redis storages are read through Optuna's public API")
     storage = open_storage(stored.url)
     study_id = storage.get_study_id_from_name("max")
-    everything = storage.get_all_trials(study_id, deepcopy=False)
+    everything = optuna.storages.RDBStorage(stored.url).get_all_trials(study_id, deepcopy=False)  # Optuna's ORM
     assert_same(_optuna.rdb_trials(storage, study_id), everything)
     batched, after = [], -1
     while batch := _optuna.rdb_trials(storage, study_id, after=after, limit=5):
@@ -183,6 +183,31 @@ def test_rdb_trials_equal_optunas_own_read_whole_and_in_batches(stored):
     assert [(t.number, t.values, t.constraints, set(t.user_attrs)) for t in light] == [
         (t.number, t.values, t.constraints, {"gap"} & set(t.user_attrs)) for t in everything
     ]
+
+
+def test_the_trial_loops_reads_on_tuners_rdb_storages_equal_optunas_own(stored):
+    """tuner's RDB storages answer ``get_trial`` and the reads of Optuna's cache (``_get_trials``:
+    trials newer than the last one cached, or still running) with plain SQL; the trials are Optuna's."""
+    if not stored.rdb:
+        pytest.skip("journal and Redis storages are read through Optuna's public API")
+    storage, optunas = open_storage(stored.url), optuna.storages.RDBStorage(stored.url)
+    assert isinstance(storage, _optuna.LeanRDBStorage)
+    for name in STUDIES:
+        study_id = storage.get_study_id_from_name(name)
+        everything = optunas.get_all_trials(study_id, deepcopy=False)
+        ids = [_optuna.trial_id(t) for t in everything]
+        assert_same(storage.get_all_trials(study_id, deepcopy=False), everything)
+        for trial_id in ids[::5]:
+            assert_same(storage.get_trial(trial_id), optunas.get_trial(trial_id))
+        running = {_optuna.trial_id(t) for t in everything if t.state == TrialState.RUNNING} | {ids[2], ids[7]}
+        for after in (-1, ids[9], ids[-1]):
+            for states in (None, (TrialState.WAITING,), (TrialState.COMPLETE, TrialState.RUNNING)):
+                assert_same(
+                    storage._get_trials(study_id, states, running, after),
+                    optunas._get_trials(study_id, states, running, after),
+                )
+    with pytest.raises(KeyError):
+        storage.get_trial(10**9)
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json"])
