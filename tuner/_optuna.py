@@ -36,6 +36,7 @@ private modules. Where a private name is gone, this module fails loudly rather t
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import importlib
 import json
@@ -291,6 +292,18 @@ def set_user_attrs(
 
 
 @contextlib.contextmanager
+def asking() -> Iterator[None]:
+    """Around ``study.ask()``: on tuner's RDB storages the trial ``ask`` creates and then reads is
+    not read back (:class:`LeanRDBStorage`), as nothing can have changed it in between."""
+    _holding.asking = True
+    try:
+        yield
+    finally:
+        _holding.asking = False
+        _holding.created = None
+
+
+@contextlib.contextmanager
 def params_in_one_write(trial: optuna.Trial) -> Iterator[None]:
     """The parameters suggested for ``trial`` within the block are written in one transaction at its end.
 
@@ -309,8 +322,8 @@ def params_in_one_write(trial: optuna.Trial) -> Iterator[None]:
 
 
 HeldParam = tuple[str, float, BaseDistribution, BaseDistribution | None]
-# The parameters a thread holds for one trial of one storage (LeanRDBStorage.holding_params):
-# (id of the storage, trial id, the held parameters).
+# Per thread: the parameters held for one trial of one storage (`trial`: id of the storage, trial
+# id, the parameters; LeanRDBStorage.holding_params), and the trial it created last (`created`).
 _holding = threading.local()
 
 
@@ -323,7 +336,8 @@ class LeanRDBStorage(optuna.storages.RDBStorage):
     Optuna's ORM builds an object per row: each trial costs the loop about six reads (its own
     ``get_trial`` at ``ask`` and two at ``tell``; the cache's reads of new and running trials
     before ``ask``, in it, and for the sampler). ``tests/contract/test_fast_reads.py`` checks that
-    the trials read are Optuna's own.
+    the trials read are Optuna's own. Within :func:`asking`, the read of the trial ``ask`` has
+    just created is the trial its creation returned.
     """
 
     def _inside_a_transaction(self) -> bool:
@@ -331,7 +345,19 @@ class LeanRDBStorage(optuna.storages.RDBStorage):
         # through its session: a connection of its own would wait for that transaction's lock.
         return bool(self.scoped_session.registry.has() and self.scoped_session().in_transaction())
 
+    def _create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> FrozenTrial:
+        created = super()._create_new_trial(study_id, template_trial)
+        # Inside `asking`, the trial `ask` creates is the trial it reads next. MySQL keeps whole
+        # seconds of the start time, so there a read differs from the trial the creation returns.
+        if getattr(_holding, "asking", False) and template_trial is None and self.engine.name != "mysql":
+            _holding.created = (id(self), created)
+        return created
+
     def get_trial(self, trial_id: int) -> FrozenTrial:
+        created = getattr(_holding, "created", None)
+        _holding.created = None
+        if created is not None and created[0] == id(self) and created[1]._trial_id == trial_id:
+            return copy.deepcopy(created[1])
         if self._inside_a_transaction():
             return super().get_trial(trial_id)
         found = _rdb_trials(

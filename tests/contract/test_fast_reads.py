@@ -210,6 +210,24 @@ def test_the_trial_loops_reads_on_tuners_rdb_storages_equal_optunas_own(stored):
         storage.get_trial(10**9)
 
 
+def test_the_trial_ask_creates_is_the_trial_stored_and_later_reads_go_to_the_storage(backend):
+    """Within ``_optuna.asking()`` the trial ``ask`` creates is not read back: it must equal the
+    stored one (MySQL, which keeps whole seconds of the start, reads it back), and only that read."""
+    import warnings
+
+    if not backend.rdb:
+        pytest.skip("only tuner's RDB storages skip the read")
+    storage, optunas = open_storage(backend.url), optuna.storages.RDBStorage(backend.url)
+    study = optuna.create_study(storage=storage, study_name="asked")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna: "Heartbeat of storage is supposed to be used with Study.optimize"
+        with _optuna.asking():
+            trial = study.ask()
+    assert_same(trial._cached_frozen_trial, optunas.get_trial(_optuna.trial_id(trial)))
+    trial.suggest_float("x", 0, 1)
+    assert storage.get_trial(_optuna.trial_id(trial)).params == trial.params, "read from the storage"
+
+
 @pytest.mark.parametrize("fmt", ["csv", "json"])
 def test_streamed_exports_equal_the_whole_study_rendered_at_once(stored, fmt):
     study = load_stored("max", stored.url)

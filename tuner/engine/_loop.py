@@ -143,7 +143,8 @@ def run_trials(
                     if budget.spent(study) and (not reap(stored, heartbeat=heartbeat) or budget.spent(study)):
                         break
                     with latch.held():  # a trial must never exist without this loop knowing it
-                        trial = study.ask()
+                        with _optuna.asking():
+                            trial = study.ask()
                         current = _optuna.trial_id(trial)
                         claimed = pulse.start(current)
                 if not claimed:
