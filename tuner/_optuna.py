@@ -14,7 +14,7 @@ comes here:
 - the private storage calls through which Optuna's cache of an RDB storage reaches the database
   (``_get_trials``, ``_create_new_trial``, ...), which ``tuner`` retries on a dropped connection;
 - a trial's suggested parameters in one RDB transaction (:func:`params_in_one_write`:
-  ``RDBStorage._set_trial_param_without_commit``, where Optuna commits each);
+  one ordered insert, where Optuna commits each);
 - several trial user attributes in one RDB transaction (``optuna.storages._rdb``), with the study
   system attributes that carry the trial's optuna-dashboard note (``Study._study_id``) and the
   trial's reports made since its last write (:func:`report`: ``Trial._cached_frozen_trial``), and
@@ -72,7 +72,6 @@ PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
     ("optuna.storages.RDBStorage", "_set_trial_param"),
     ("optuna.storages.RDBStorage", "_set_trial_attr_without_commit"),
     ("optuna.storages.RDBStorage", "_set_trial_intermediate_value_without_commit"),
-    ("optuna.storages.RDBStorage", "_set_trial_param_without_commit"),
     ("optuna.storages._rdb.storage", "_create_scoped_session"),
     ("optuna.storages._rdb.models", "TrialUserAttributeModel"),
     ("optuna.storages._rdb.models", "TrialModel"),
@@ -322,6 +321,8 @@ def params_in_one_write(trial: optuna.Trial) -> Iterator[None]:
 
 
 HeldParam = tuple[str, float, BaseDistribution, BaseDistribution | None]
+# SQLAlchemy's names of MySQL and MariaDB, which keep whole seconds of a trial's start.
+_WHOLE_SECONDS = ("mysql", "mariadb")
 # Per thread: the parameters held for one trial of one storage (`trial`: id of the storage, trial
 # id, the parameters; LeanRDBStorage.holding_params), and the trial it created last (`created`).
 _holding = threading.local()
@@ -349,7 +350,7 @@ class LeanRDBStorage(optuna.storages.RDBStorage):
         created = super()._create_new_trial(study_id, template_trial)
         # Inside `asking`, the trial `ask` creates is the trial it reads next. MySQL keeps whole
         # seconds of the start time, so there a read differs from the trial the creation returns.
-        if getattr(_holding, "asking", False) and template_trial is None and self.engine.name != "mysql":
+        if getattr(_holding, "asking", False) and template_trial is None and self.engine.name not in _WHOLE_SECONDS:
             _holding.created = (id(self), created)
         return created
 
@@ -417,16 +418,37 @@ class LeanRDBStorage(optuna.storages.RDBStorage):
         if holding is None or holding[:2] != (id(self), trial_id):
             super()._set_trial_param(trial_id, param_name, param_value_internal, distribution, previous_distribution)
             return
-        if previous_distribution is not None:  # a clash is raised by the suggest that made it, as without holding
+        # A clash with the study's stored distribution is raised by the suggest that made it, as
+        # without holding, before Optuna's cache keeps this distribution as the study's.
+        if previous_distribution is None:
+            previous_distribution = self._stored_distribution(trial_id, param_name)
+        if previous_distribution is not None:
             optuna.distributions.check_distribution_compatibility(previous_distribution, distribution)
         holding[2].append((param_name, param_value_internal, distribution, previous_distribution))
+
+    def _stored_distribution(self, trial_id: int, param_name: str) -> BaseDistribution | None:
+        """The distribution the study of ``trial_id`` stores for ``param_name`` (what Optuna looks up
+        when its cache does not know the name yet)."""
+        # Start-up time: only RDB storages need these (and SQLAlchemy with them).
+        from optuna.storages._rdb.models import TrialModel, TrialParamModel
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        with _create_scoped_session(self.scoped_session) as session:
+            study_id = session.query(TrialModel.study_id).filter(TrialModel.trial_id == trial_id).scalar()
+            found = (
+                session.query(TrialParamModel.distribution_json)
+                .join(TrialModel)
+                .filter(TrialModel.study_id == study_id, TrialParamModel.param_name == param_name)
+                .first()
+            )
+        return None if found is None else optuna.distributions.json_to_distribution(found[0])
 
     def write_params(self, trial_id: int, params: Sequence[HeldParam]) -> None:
         """What ``RDBStorage._set_trial_param`` does for each of ``params`` (name, internal value,
         distribution, the study's distribution of that name when known), in one transaction.
 
-        Parameters whose distribution the study knows already (every trial's but the first's) are
-        checked against it and inserted in one statement; Optuna's own write looks up the others.
+        Each was checked against the study's distribution of its name when it was held
+        (:meth:`_set_trial_param`); all are inserted in one statement, in the order suggested.
         """
         if not params:
             return
@@ -438,22 +460,16 @@ class LeanRDBStorage(optuna.storages.RDBStorage):
         with _create_scoped_session(self.scoped_session, True) as session:
             trial = TrialModel.find_or_raise_by_id(trial_id, session)
             self.check_trial_is_updatable(trial_id, cast("TrialState", trial.state))
-            rows = []
-            for name, value, distribution, previous in params:
-                if previous is None:
-                    self._set_trial_param_without_commit(session, trial_id, name, value, distribution, previous)
-                    continue
-                optuna.distributions.check_distribution_compatibility(previous, distribution)
-                rows.append(
-                    {
-                        "trial_id": trial_id,
-                        "param_name": name,
-                        "param_value": value,
-                        "distribution_json": optuna.distributions.distribution_to_json(distribution),
-                    }
-                )
-            if rows:
-                session.execute(insert(TrialParamModel), rows)  # one cached statement, many rows
+            rows = [
+                {
+                    "trial_id": trial_id,
+                    "param_name": name,
+                    "param_value": value,
+                    "distribution_json": optuna.distributions.distribution_to_json(distribution),
+                }
+                for name, value, distribution, _previous in params
+            ]
+            session.execute(insert(TrialParamModel), rows)  # one cached statement, many rows
 
 
 def write_user_attrs(
@@ -540,7 +556,7 @@ def _upsert(dialect: str, model: Any, keys: tuple[str, ...], columns: tuple[str,
     are stored already; None where the database has no such statement (SQLite before 3.24, others
     than SQLite/PostgreSQL/MySQL). One statement per table, so SQLAlchemy compiles it once."""
     # Start-up time: only RDB storages need SQLAlchemy, and each only its own dialect (MySQL's takes 0.1 s).
-    if dialect == "mysql":
+    if dialect in _WHOLE_SECONDS:  # MySQL, MariaDB
         from sqlalchemy.dialects import mysql
 
         statement = mysql.insert(model)

@@ -123,6 +123,39 @@ def test_parameters_suggested_in_one_write_reach_the_storage_together_at_the_end
     assert optuna.load_study(study_name="params", storage=reader).trials[2].params == {"y": clash.params["y"]}
 
 
+@pytest.mark.parametrize("backend", backend_params("memory", *STORAGE_MODES), indirect=True)
+def test_held_parameters_keep_their_order_and_a_clash_with_another_process_is_raised_every_time(backend):
+    """A name new to this process is checked against the study's stored distribution when it is
+    suggested, so a clash never enters Optuna's cache; the stored order is the order suggested."""
+    storage = open_storage(backend.url)
+    elsewhere = storage if backend.url == MEMORY_URL else open_storage(backend.url)  # another process
+    other = optuna.create_study(storage=elsewhere, study_name="order")
+    done = other.ask()
+    done.suggest_float("b", 0, 1)
+    done.suggest_categorical("k", ["u", "v"])
+    other.tell(done, 1.0)
+    study = optuna.load_study(study_name="order", storage=storage)
+    for _ in range(2):
+        clash = study.ask()
+        with pytest.raises(ValueError, match="different distribution kind"), params_in_one_write(clash):
+            clash.suggest_float("k", 0, 1)
+        study.tell(clash, state=TrialState.FAIL)
+    trial = study.ask()
+    with params_in_one_write(trial):
+        trial.suggest_float("a", 0, 1)  # new to the study
+        trial.suggest_float("b", 0, 1)
+        trial.suggest_float("c", 0, 1)
+    reader = storage if backend.url == MEMORY_URL else open_storage(backend.url)
+    stored = optuna.load_study(study_name="order", storage=reader).trials[-1]
+    assert list(stored.params) == ["a", "b", "c"]
+    kinds = {
+        type(t.distributions["k"]).__name__
+        for t in optuna.load_study(study_name="order", storage=reader).trials
+        if "k" in t.distributions
+    }
+    assert kinds == {"CategoricalDistribution"}
+
+
 def _commits(storage: optuna.storages.BaseStorage) -> list[int]:
     """A list that grows by one at each transaction the storage commits from now on."""
     from sqlalchemy import event

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import socket
 import time
 import warnings
@@ -80,7 +81,7 @@ def test_a_named_trial_that_never_beat_is_lost_a_grace_period_after_its_naming(b
     loaded = optuna.load_study(study_name=study.name, storage=storage)
     named = _ask(loaded)
     named.suggest_float("x", 0, 1)
-    mark_worker(storage, named._trial_id, REMOTE)
+    mark_worker(storage, named._trial_id, {**REMOTE, "beats_late": True})  # as a SQLite worker names itself
     tuner.run_study(study.spec, n_trials=2, heartbeat=Heartbeat(interval=1, grace=600))
     assert study.trials()[named.number].state == TrialState.RUNNING, "within the grace period it may still run"
 
@@ -88,6 +89,30 @@ def test_a_named_trial_that_never_beat_is_lost_a_grace_period_after_its_naming(b
     tuner.run_study(study.spec, heartbeat=FAST_BEATS)
     kill_and_resume_checks(study, {}, named.number, n_trials=3)
     assert "no heartbeat from its worker elsewhere:1" in study.trials()[named.number].user_attrs["error"]
+
+
+def test_a_live_trial_of_a_worker_without_heartbeats_is_not_called_stale(backend, study_on):
+    """Only trials of workers that beat late (SQLite) or of no worker count as stale without a heartbeat row."""
+    if not backend.rdb:
+        pytest.skip("journal storages have no heartbeat rows: the worker's naming is its beat")
+    study = study_on("fast", n_trials=3)
+    tuner.run_study(study.spec, n_trials=1, heartbeat=FAST_BEATS)
+    storage = open_storage(study.url, heartbeat=FAST_BEATS)
+    loaded = optuna.load_study(study_name=study.name, storage=storage)
+    with contextlib.closing(
+        Pulse(storage, study.url, None, {"host": socket.gethostname(), "pid": os.getpid()})
+    ) as pulse:
+        live = _ask(loaded)
+        pulse.start(live._trial_id)
+        stored = load_stored(study.name, study.url, storage=storage)
+        wait_for(lambda: time.time() > _named_at(storage, live) + FAST_BEATS.grace + 0.5, what="the grace period over")
+        statuses = {t.number: t.status for t in running_trials(stored, heartbeat=FAST_BEATS)}
+        pulse.stop()
+    assert statuses[live.number] == "alive"
+
+
+def _named_at(storage: optuna.storages.BaseStorage, trial: optuna.Trial) -> float:
+    return float(storage.get_trial(trial._trial_id).system_attrs[ATTR_WORKER]["beat"])
 
 
 def test_a_worker_whose_trial_a_peer_failed_logs_result_discarded_and_goes_on(backend, study_on, caplog):

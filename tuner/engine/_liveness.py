@@ -83,6 +83,7 @@ class Pulse:
             self.record = storage.record_heartbeat  # type: ignore[attr-defined]
             if kind == "sqlite":
                 self.first_wait = min(NAME_AFTER_S, settings.interval)
+                self.worker = {**worker, schema.WORKER_BEATS_LATE: True}
         elif isinstance(storage, optuna.storages.JournalStorage):
             self.record = lambda trial_id: mark_worker(storage, trial_id, worker)
             if kind == "journal":
@@ -181,8 +182,8 @@ def stale_trial_ids(stored: StoredStudy, settings: Heartbeat | None) -> set[int]
     """RUNNING trials whose last heartbeat is older than the grace period.
 
     On RDB storages that is Optuna's own check, plus trials that have no heartbeat yet a grace
-    period after their worker named itself on them (SQLite beats late: :class:`Pulse`; elsewhere
-    the worker died before its first beat) or after they started, unnamed: its worker died between
+    period after a worker that beats late (SQLite: :class:`Pulse`) named itself on them, or after
+    they started, unnamed: its worker died between
     creating the trial and naming itself, or a dropped connection made it create one trial twice
     (store/_retry.py). On journal storages a trial without a beat yet counts from its start.
     """
@@ -192,10 +193,16 @@ def stale_trial_ids(stored: StoredStudy, settings: Heartbeat | None) -> set[int]
     cutoff = time.time() - settings.grace
     running = stored.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     if rdb:
-        old = {_optuna.trial_id(t) for t in running if _beat(t) < cutoff}
+        # Unnamed, or named by a worker that beats late (a worker without heartbeats has no beat to miss).
+        old = {_optuna.trial_id(t) for t in running if _beat(t) < cutoff and _late_or_unnamed(t)}
         unbeaten = old - _optuna.beaten(stored.storage, old)
         return _optuna.stale_trial_ids(stored.storage, stored.study_id) | unbeaten
     return {_optuna.trial_id(t) for t in running if _beat(t) < cutoff}
+
+
+def _late_or_unnamed(trial: FrozenTrial) -> bool:
+    worker = trial.system_attrs.get(schema.WORKER)
+    return not isinstance(worker, dict) or bool(worker.get(schema.WORKER_BEATS_LATE))
 
 
 def _beat(trial: FrozenTrial) -> float:

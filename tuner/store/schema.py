@@ -64,6 +64,9 @@ WORKER = "tuner:worker"
 WORKER_HOST = "host"
 WORKER_PID = "pid"
 WORKER_BEAT = "beat"
+# True on the worker attribute of a worker that beats in Optuna's RDB table only one second into a
+# trial (SQLite): its trial without a heartbeat row is stale a grace period after the naming.
+WORKER_BEATS_LATE = "beats_late"
 # Optuna's own system attribute on a trial it failed (an objective that raised inside Optuna).
 OPTUNA_FAIL_REASON = "fail_reason"
 
