@@ -21,6 +21,7 @@ from tuner.engine import mark_worker, running_trials
 from tuner.engine._liveness import NAME_AFTER_S, Pulse, heartbeat_ages
 from tuner.store import Heartbeat, load_stored, open_storage
 from tuner.store.schema import WORKER as ATTR_WORKER
+from tuner.store.schema import WORKER_BEATS_LATE
 
 FAST_BEATS = Heartbeat(interval=1, grace=2)
 WORKER = {"host": "here", "pid": 123}
@@ -61,13 +62,18 @@ def test_a_trial_no_worker_named_itself_on_is_lost_after_the_grace_period(backen
     loaded = optuna.load_study(study_name=study.name, storage=open_storage(study.url))
     orphan = loaded.ask()
     orphan.suggest_float("x", 0, 1)
-    tuner.run_study(study.spec, n_trials=2, heartbeat=Heartbeat(interval=1, grace=600))
-    assert study.trials()[orphan.number].state == TrialState.RUNNING, "within the grace period it may still run"
+    _kept_within_the_grace_then_lost(study, orphan.number, "no worker named itself")
 
-    _wait_until_stale(study, FAST_BEATS, orphan.number)
+
+def _kept_within_the_grace_then_lost(study, number: int, reason: str) -> None:
+    """A run within the grace period leaves trial ``number`` RUNNING; once stale, a run repairs it with ``reason``."""
+    tuner.run_study(study.spec, n_trials=2, heartbeat=Heartbeat(interval=1, grace=600))
+    assert study.trials()[number].state == TrialState.RUNNING, "within the grace period it may still run"
+
+    _wait_until_stale(study, FAST_BEATS, number)
     tuner.run_study(study.spec, heartbeat=FAST_BEATS)
-    kill_and_resume_checks(study, {}, orphan.number, n_trials=3)
-    assert "no worker named itself" in study.trials()[orphan.number].user_attrs["error"]
+    kill_and_resume_checks(study, {}, number, n_trials=3)
+    assert reason in study.trials()[number].user_attrs["error"]
 
 
 @pytest.mark.slow
@@ -81,14 +87,8 @@ def test_a_named_trial_that_never_beat_is_lost_a_grace_period_after_its_naming(b
     loaded = optuna.load_study(study_name=study.name, storage=storage)
     named = _ask(loaded)
     named.suggest_float("x", 0, 1)
-    mark_worker(storage, named._trial_id, {**REMOTE, "beats_late": True})  # as a SQLite worker names itself
-    tuner.run_study(study.spec, n_trials=2, heartbeat=Heartbeat(interval=1, grace=600))
-    assert study.trials()[named.number].state == TrialState.RUNNING, "within the grace period it may still run"
-
-    _wait_until_stale(study, FAST_BEATS, named.number)
-    tuner.run_study(study.spec, heartbeat=FAST_BEATS)
-    kill_and_resume_checks(study, {}, named.number, n_trials=3)
-    assert "no heartbeat from its worker elsewhere:1" in study.trials()[named.number].user_attrs["error"]
+    mark_worker(storage, named._trial_id, {**REMOTE, WORKER_BEATS_LATE: True})  # as a SQLite worker names itself
+    _kept_within_the_grace_then_lost(study, named.number, "no heartbeat from its worker elsewhere:1")
 
 
 def test_a_live_trial_of_a_worker_without_heartbeats_is_not_called_stale(backend, study_on):
