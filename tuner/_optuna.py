@@ -303,6 +303,20 @@ def asking() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def telling() -> Iterator[None]:
+    """Around ``study.tell()``: on tuner's RDB storages the trial ``tell`` has just finished is not
+    read back (:class:`LeanRDBStorage`). ``tell`` reads the trial, lets the sampler see it, finishes
+    it and reads it again; the second read is the first with the state, values and end time just
+    written. A write to the trial in between (a sampler's ``after_trial``) makes it a real read."""
+    _holding.telling = True
+    try:
+        yield
+    finally:
+        _holding.telling = False
+        _holding.told = None
+
+
+@contextlib.contextmanager
 def params_in_one_write(trial: optuna.Trial) -> Iterator[None]:
     """The parameters suggested for ``trial`` within the block are written in one transaction at its end.
 
@@ -321,10 +335,12 @@ def params_in_one_write(trial: optuna.Trial) -> Iterator[None]:
 
 
 HeldParam = tuple[str, float, BaseDistribution, BaseDistribution | None]
+_FINISHED = tuple(state for state in TrialState if state.is_finished())
 # SQLAlchemy's names of MySQL and MariaDB, which keep whole seconds of a trial's start.
 _WHOLE_SECONDS = ("mysql", "mariadb")
 # Per thread: the parameters held for one trial of one storage (`trial`: id of the storage, trial
-# id, the parameters; LeanRDBStorage.holding_params), and the trial it created last (`created`).
+# id, the parameters; LeanRDBStorage.holding_params), the trial it created last (`created`), and
+# within `telling` the trial tell read (`told`: id of the storage, the trial, whether it is finished).
 _holding = threading.local()
 
 
@@ -359,6 +375,10 @@ class LeanRDBStorage(optuna.storages.RDBStorage):
         _holding.created = None
         if created is not None and created[0] == id(self) and created[1]._trial_id == trial_id:
             return copy.deepcopy(created[1])
+        told = getattr(_holding, "told", None)
+        if told is not None and told[0] == id(self) and told[1]._trial_id == trial_id and told[2]:
+            _holding.told = None
+            return copy.deepcopy(told[1])
         if self._inside_a_transaction():
             return super().get_trial(trial_id)
         found = _rdb_trials(
@@ -366,7 +386,65 @@ class LeanRDBStorage(optuna.storages.RDBStorage):
         )
         if not found:
             raise KeyError(f"No trial with trial-id {trial_id} exists.")  # what Optuna raises
+        if getattr(_holding, "telling", False):
+            _holding.told = (id(self), copy.deepcopy(found[0]), False)
         return found[0]
+
+    def set_trial_state_values(self, trial_id: int, state: TrialState, values: Sequence[float] | None = None) -> bool:
+        """Optuna's, in two statements where it finishes a trial: one update of the trial that checks
+        it is not finished, one upsert of its values (Optuna reads the trial and each value first)."""
+        # Start-up time: only RDB storages need these (and SQLAlchemy with them).
+        from optuna.storages._rdb.models import TrialModel, TrialValueModel
+        from optuna.storages._rdb.storage import _create_scoped_session
+        from sqlalchemy import exc, update
+
+        upsert = _upsert(self.engine.name, TrialValueModel, ("trial_id", "objective"), ("value", "value_type"))
+        if not state.is_finished() or upsert is None:
+            _holding.told = None
+            return super().set_trial_state_values(trial_id, state, values)
+        trials = TrialModel.__table__
+        now = datetime.now()  # what Optuna stores: the local time, without a zone
+        try:
+            with _create_scoped_session(self.scoped_session) as session:
+                changed = session.execute(  # type: ignore[attr-defined]  # an UPDATE's CursorResult
+                    update(trials)
+                    .where(trials.c.trial_id == trial_id, trials.c.state.not_in(_FINISHED))
+                    .values(state=state, datetime_complete=now)
+                ).rowcount
+                if not changed:  # Optuna's errors: no such trial, or a finished one
+                    found = TrialModel.find_or_raise_by_id(trial_id, session)
+                    self.check_trial_is_updatable(trial_id, cast("TrialState", found.state))
+                if values:
+                    stored = TrialValueModel.value_to_stored_repr
+                    rows = [
+                        {"trial_id": trial_id, "objective": objective, "value": value, "value_type": kind}
+                        for objective, (value, kind) in enumerate(map(stored, values))
+                    ]
+                    session.execute(upsert, rows)
+        except exc.IntegrityError:
+            return False
+        told = getattr(_holding, "told", None)
+        if told is not None and told[0] == id(self) and told[1]._trial_id == trial_id:
+            # MySQL keeps whole seconds of the end time, so there the trial is read back.
+            if self.engine.name in _WHOLE_SECONDS:
+                _holding.told = None
+            else:
+                told[1].state, told[1].values, told[1].datetime_complete = state, values, now
+                _holding.told = (told[0], told[1], True)
+        return True
+
+    # Any other write to a trial makes the trial `tell` read stale (parameters: `_set_trial_param`).
+    def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
+        _holding.told = None
+        super().set_trial_intermediate_value(trial_id, step, intermediate_value)
+
+    def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
+        _holding.told = None
+        super().set_trial_user_attr(trial_id, key, value)
+
+    def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
+        _holding.told = None
+        super().set_trial_system_attr(trial_id, key, value)
 
     def _get_trials(
         self,
@@ -414,6 +492,7 @@ class LeanRDBStorage(optuna.storages.RDBStorage):
         distribution: BaseDistribution,
         previous_distribution: BaseDistribution | None,
     ) -> None:
+        _holding.told = None
         holding = getattr(_holding, "trial", None)
         if holding is None or holding[:2] != (id(self), trial_id):
             super()._set_trial_param(trial_id, param_name, param_value_internal, distribution, previous_distribution)

@@ -228,6 +228,60 @@ def test_the_trial_ask_creates_is_the_trial_stored_and_later_reads_go_to_the_sto
     assert storage.get_trial(_optuna.trial_id(trial)).params == trial.params, "read from the storage"
 
 
+class _MarkingSampler(optuna.samplers.RandomSampler):
+    """A sampler that writes to the trial in ``after_trial``, as NSGA-II writes its constraints."""
+
+    def after_trial(self, study, trial, state, values):
+        study._storage.set_trial_system_attr(trial._trial_id, "marked", [state.name, values])
+
+
+def test_the_trial_tell_finishes_is_the_trial_stored_and_read_once(backend, monkeypatch):
+    """Within ``_optuna.telling()`` the trial ``tell`` has finished is the trial it read first, with
+    the state, values and end time written: it must equal the stored one, however it ended (MySQL,
+    which keeps whole seconds of the end, reads it back), and a sampler's write in between makes
+    ``tell`` read the trial again."""
+    import warnings
+
+    if not backend.rdb:
+        pytest.skip("only tuner's RDB storages skip the read")
+    storage, optunas = open_storage(backend.url), optuna.storages.RDBStorage(backend.url)
+    reads = []
+    real = _optuna._rdb_trials
+    monkeypatch.setattr(_optuna, "_rdb_trials", lambda *a, **k: reads.append(k.get("ids")) or real(*a, **k))
+    whole_seconds = backend.kind in ("mysql", "mariadb")
+    for sampler, directions, outcomes in (
+        (None, ["maximize"], [(TrialState.COMPLETE, [0.25]), (TrialState.PRUNED, None), (TrialState.FAIL, None)]),
+        (None, ["minimize", "maximize"], [(TrialState.COMPLETE, [math.inf, -1.5])]),
+        (_MarkingSampler(seed=0), ["maximize"], [(TrialState.COMPLETE, [1.0])]),
+    ):
+        study = optuna.create_study(storage=storage, directions=directions, sampler=sampler)
+        for state, values in outcomes:
+            with warnings.catch_warnings():
+                warnings.simplefilter(
+                    "ignore"
+                )  # Optuna: "Heartbeat of storage is supposed to be used with Study.optimize"
+                trial = study.ask()
+            trial.suggest_float("x", 0, 1)
+            if len(directions) == 1:
+                trial.report(0.5, 3)
+            del reads[:]
+            with _optuna.telling():
+                told = study.tell(trial, values, state=state)
+            stored = optunas.get_trial(_optuna.trial_id(trial))
+            assert_same(told, stored)
+            assert stored.state == state and stored.datetime_complete is not None
+            assert stored.values == (values or ([0.5] if state == TrialState.PRUNED else None))
+            own_reads = [ids for ids in reads if ids == [_optuna.trial_id(trial)]]
+            assert len(own_reads) == (2 if sampler or whole_seconds else 1), reads
+        if sampler:
+            assert told.system_attrs["marked"] == ["COMPLETE", [1.0]]
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        storage.set_trial_state_values(_optuna.trial_id(trial), TrialState.FAIL)
+    assert optunas.get_trial(_optuna.trial_id(trial)).state == TrialState.COMPLETE
+    with pytest.raises(KeyError):
+        storage.set_trial_state_values(10**9, TrialState.COMPLETE, [1.0])
+
+
 @pytest.mark.parametrize("fmt", ["csv", "json"])
 def test_streamed_exports_equal_the_whole_study_rendered_at_once(stored, fmt):
     study = load_stored("max", stored.url)

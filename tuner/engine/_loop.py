@@ -350,7 +350,8 @@ def _tell(
     """
     try:
         _optuna.write_reports(trial)  # a pruned trial's value is its last report, read back from the storage
-        return stored.study.tell(trial, values, state=state)
+        with _optuna.telling():
+            return stored.study.tell(trial, values, state=state)
     except (optuna.exceptions.UpdateFinishedTrialError, ValueError):  # tell refuses a finished trial
         finished = stored.storage.get_trial(_optuna.trial_id(trial))
         if not finished.state.is_finished():
