@@ -107,3 +107,21 @@ def test_every_retried_call_exists_on_optunas_storages(name):
     assert callable(getattr(optuna.storages.RDBStorage, name, None)) or callable(
         getattr(optuna.storages.JournalStorage, name, None)
     )
+
+
+def test_the_read_of_heartbeat_rows_that_finds_lost_trials_is_retried(storage, monkeypatch):
+    calls = []
+    real = _optuna.beaten
+
+    def flaky(store, trial_ids):
+        calls.append(trial_ids)
+        if len(calls) <= 2:
+            raise _dropped()
+        return real(store, trial_ids)
+
+    monkeypatch.setattr(_optuna, "beaten", flaky)
+    study = optuna.load_study(study_name="s", storage=storage)
+    trial_id = _optuna.trial_id(study.ask())
+    storage.record_heartbeat(trial_id)
+    assert storage.beaten([trial_id, trial_id + 1]) == {trial_id}
+    assert len(calls) == 3

@@ -14,6 +14,7 @@ retry with the same parameters through Optuna's ``RetryHeartbeatStaleTrialCallba
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import socket
 import threading
@@ -195,7 +196,9 @@ def stale_trial_ids(stored: StoredStudy, settings: Heartbeat | None) -> set[int]
     if rdb:
         # Unnamed, or named by a worker that beats late (a worker without heartbeats has no beat to miss).
         old = {_optuna.trial_id(t) for t in running if _beat(t) < cutoff and _late_or_unnamed(t)}
-        unbeaten = old - _optuna.beaten(stored.storage, old)
+        # tuner's storages retry the read on a dropped connection; a study handed in may have a plain one.
+        beaten = getattr(stored.storage, "beaten", functools.partial(_optuna.beaten, stored.storage))
+        unbeaten = old - beaten(old)
         return _optuna.stale_trial_ids(stored.storage, stored.study_id) | unbeaten
     return {_optuna.trial_id(t) for t in running if _beat(t) < cutoff}
 

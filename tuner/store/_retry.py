@@ -27,7 +27,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -216,6 +216,11 @@ class RetryingRDBStorage(_optuna.LeanRDBStorage):
         _optuna.write_user_attrs(
             self, trial_id, attrs, study_system_attrs=study_system_attrs, intermediate_values=intermediate_values
         )
+
+    @_retrying
+    def beaten(self, trial_ids: Collection[int]) -> set[int]:
+        """Which of ``trial_ids`` have a heartbeat row (:func:`tuner._optuna.beaten`)."""
+        return _optuna.beaten(self, trial_ids)
 
     @_retrying
     def read_trials(self, study_id: int, **options: Any) -> list[optuna.trial.FrozenTrial]:
