@@ -16,13 +16,18 @@ from tuner.store import MEMORY_URL, open_storage
 ATTRS = {"val_scores": [0.5, 0.75], "gap": 0.125, "flags": ["overfit"], "note": None}
 
 
+def _reader(backend, storage: optuna.storages.BaseStorage) -> optuna.storages.BaseStorage:
+    """What another process reads: a second opening of the storage (in memory there is no other
+    process: the same object)."""
+    return storage if backend.url == MEMORY_URL else open_storage(backend.url)
+
+
 @pytest.mark.parametrize("backend", backend_params("memory", *STORAGE_MODES), indirect=True)
 def test_set_user_attrs_stores_every_attribute_and_none_on_a_finished_trial(backend):
     """All attributes land, over earlier values of the same keys (and show on the live trial); a trial a
     peer finished gets none of them."""
     storage = open_storage(backend.url)
-    # What another process reads (the in-memory storage has no other process: the same object).
-    reader = storage if backend.url == MEMORY_URL else open_storage(backend.url)
+    reader = _reader(backend, storage)
     study = optuna.create_study(storage=storage, study_name="attrs")
     trial = study.ask()
     trial.set_user_attr("kept", 1)
@@ -54,7 +59,7 @@ def test_a_value_that_cannot_be_stored_leaves_out_the_whole_batch_on_rdb_storage
 def test_a_trials_dashboard_note_goes_with_its_attributes_and_optuna_dashboard_reads_it(backend):
     """The note of two chunks lands beside the user attributes; optuna-dashboard's own reader finds it."""
     storage = open_storage(backend.url)
-    reader = storage if backend.url == MEMORY_URL else open_storage(backend.url)
+    reader = _reader(backend, storage)
     study = optuna.create_study(storage=storage, study_name="noted")
     trial = study.ask()
     body = "### Trial 0\n\n**gap** 0.1235\n" + "x" * 3000  # longer than one of the dashboard's chunks
@@ -70,7 +75,7 @@ def test_reports_within_the_hold_wait_for_the_trials_next_write_and_the_pruner_s
     process (the trial, its pruner) until the trial's next write: its attributes, a report after the
     hold, or ``write_reports`` before it is told. Other storages write each report at once."""
     storage = open_storage(backend.url)
-    reader = storage if backend.url == MEMORY_URL else open_storage(backend.url)
+    reader = _reader(backend, storage)
     study = optuna.create_study(storage=storage, study_name="reports")
     trial = study.ask()
 
@@ -96,7 +101,7 @@ def test_reports_within_the_hold_wait_for_the_trials_next_write_and_the_pruner_s
 @pytest.mark.parametrize("backend", backend_params("memory", *STORAGE_MODES), indirect=True)
 def test_parameters_suggested_in_one_write_reach_the_storage_together_at_the_end_of_the_block(backend):
     storage = open_storage(backend.url)
-    reader = storage if backend.url == MEMORY_URL else open_storage(backend.url)
+    reader = _reader(backend, storage)
     study = optuna.create_study(storage=storage, study_name="params")
     first = study.ask()
     with params_in_one_write(first):  # the study's first trial: Optuna looks each distribution up
@@ -145,7 +150,7 @@ def test_held_parameters_keep_their_order_and_a_clash_with_another_process_is_ra
         trial.suggest_float("a", 0, 1)  # new to the study
         trial.suggest_float("b", 0, 1)
         trial.suggest_float("c", 0, 1)
-    reader = storage if backend.url == MEMORY_URL else open_storage(backend.url)
+    reader = _reader(backend, storage)
     stored = optuna.load_study(study_name="order", storage=reader).trials[-1]
     assert list(stored.params) == ["a", "b", "c"]
     kinds = {
