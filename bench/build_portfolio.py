@@ -15,7 +15,7 @@ learn leave-one-data-set-out portfolios, so a task is never tuned with a portfol
 
 Usage::
 
-    python bench/build_portfolio.py --matrix /tmp/portfolio-matrix.json            # ~40 CPU minutes
+    python bench/build_portfolio.py --matrix /tmp/portfolio-matrix.json            # ~30 CPU minutes
     python bench/build_portfolio.py --matrix /tmp/portfolio-matrix.json --write     # and ship it
 """
 
@@ -32,7 +32,10 @@ from typing import Any
 
 import _suite as S
 
+# The pool: cheap models can afford twice as many candidates, and a larger pool holds more
+# configurations that are good on a data set unlike the others.
 CANDIDATES = 20
+CHEAP_CANDIDATES = 40
 SIZE = 6
 CV_FOLDS = 3
 CV_SEED = 777_777
@@ -43,12 +46,17 @@ CHEAP = ("logistic", "ridge", "elastic_net", "knn", "svm")
 COSTLY_SETS = (
     "breast_cancer",
     "wine",
+    "iris",
     "cls_20f_noisy",
     "cls_8f_small",
+    "cls_10f_easy",
+    "cls_40f_3class",
     "diabetes",
     "reg_friedman",
     "reg_friedman_small",
     "reg_10f_noisy",
+    "reg_20f_linear",
+    "reg_50f_lowrank",
 )
 # Tree counts and boosting iterations are drawn from [the catalog's low, 200]: the first trials of a study should be
 # cheap (FLAML starts from its cheapest configuration for the same reason), and the pool is scored
@@ -159,7 +167,7 @@ def candidates(model: str, kind: str) -> list[dict[str, Any]]:
         pool.append(fitted)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=len(model) * 1000 + len(kind)))
-    while len(pool) < CANDIDATES:
+    while len(pool) < (CHEAP_CANDIDATES if model in CHEAP else CANDIDATES):
         params = {k: _round(v) for k, v in suggest(study.ask(), space).items()}
         if params not in pool:
             pool.append(params)
@@ -176,8 +184,17 @@ def models_of(kind: str) -> list[str]:
     return [m for m in model_names() if get_model(m).space(kind)]  # type: ignore[arg-type]
 
 
+# Pairs whose pool does not finish in a quarter of an hour (a linear-kernel SVR with a large C on
+# 50 features): left out, as a portfolio learned without them is still learned on five others.
+UNFINISHED = {("svm", "reg_50f_lowrank")}
+
+
 def datasets_for(model: str, kind: str) -> list[str]:
-    return [d for d, k in S.KIND.items() if k == kind and (model in CHEAP or d in COSTLY_SETS)]
+    return [
+        d
+        for d, k in S.KIND.items()
+        if k == kind and (model in CHEAP or d in COSTLY_SETS) and (model, d) not in UNFINISHED
+    ]
 
 
 def _score_job(job: tuple[str, str, str]) -> tuple[str, str, str, list[float], float]:
@@ -285,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
             "about": (
                 "tuner's start-up portfolio: per catalog model and task, the configurations a new study tries "
                 "first, best first. Learned offline by bench/build_portfolio.py (greedy selection over "
-                f"{CANDIDATES} candidates scored by {CV_FOLDS}-fold CV on the data sets of bench/_suite.py)."
+                f"{CANDIDATES} candidates ({CHEAP_CANDIDATES} for cheap models) scored by {CV_FOLDS}-fold CV on the data sets of bench/_suite.py)."
             ),
             "models": portfolio(matrix, size=args.size),
         }

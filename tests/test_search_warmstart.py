@@ -55,6 +55,24 @@ def test_a_new_studys_first_trials_are_the_portfolios_and_reproducible(write_spe
     assert [t.value for t in runs[0].study.trials] == [t.value for t in runs[1].study.trials]
 
 
+def test_tpe_takes_over_right_after_the_portfolio_and_after_ten_random_draws_without_one(write_spec, tmp_path):
+    n = len(portfolio("logistic", "classification"))
+
+    def trials(name: str, startup: int | None, **spec) -> list[dict]:
+        if startup is not None:
+            spec["sampler"] = {"name": "tpe", "options": {"n_startup_trials": startup}}
+        spec.update(budget={"n_trials": n + 3}, storage=f"sqlite:///{tmp_path / name}.db")
+        return [t.params for t in tuner.run_study(write_spec(spec)).study.trials]
+
+    with_portfolio = trials("default", None)
+    assert with_portfolio == trials("explicit", n)
+    assert with_portfolio[n:] != trials("ten", 10)[n:]
+    none = {"warm_start": {"known_good": False}}
+    without = trials("none", None, **none)
+    assert without == trials("none-ten", 10, **none)  # Optuna's default: ten random draws
+    assert without[n:] != trials("none-explicit", n, **none)[n:]
+
+
 @pytest.mark.parametrize("early_stopping", ["auto", True])
 def test_portfolio_iterations_are_caps_at_the_top_of_the_range_only_when_stopped_early(write_spec, early_stopping):
     # breast_cancer's training folds hold about 380 rows, under `auto`'s 1000: no early stopping, so the

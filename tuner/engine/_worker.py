@@ -23,7 +23,7 @@ from tuner.engine._loop import FailureGuard, LoopResult, run_trials
 from tuner.engine._study import open_study
 from tuner.errors import TooManyFailures, TunerError, sentence
 from tuner.objective import make_objective
-from tuner.search import build_sampler
+from tuner.search import build_sampler, starts_from_portfolio
 from tuner.seeds import seed_for
 from tuner.setup import build
 from tuner.spec import StudySpec, load_spec
@@ -180,9 +180,13 @@ def seed_sampler(
     seeded from the number a new trial would get (only a grid past its first pass draws then).
     """
 
+    portfolio = starts_from_portfolio(spec)
+
     def build(number: int) -> optuna.samplers.BaseSampler:
         parts = ("sampler", number) if label is None else ("sampler", number, label)
-        return build_sampler(spec.sampler, seed_for(spec.seed, *parts), label=spec.label, shared=shared)
+        return build_sampler(
+            spec.sampler, seed_for(spec.seed, *parts), label=spec.label, shared=shared, portfolio=portfolio
+        )
 
     expected = len(stored.study.get_trials(deepcopy=False))
     stored.study.sampler = build(expected)

@@ -18,10 +18,12 @@ from tuner.spec import SamplerSpec
 # never reached it on one task in 5 seeds, and its better final scores on the other two were within
 # seed noise. `sampler: {options: {multivariate: true}}` turns it on.
 # The remaining knobs (gamma, weights, prior, endpoints) are deprecated in Optuna 5 and frozen there.
-# Start-up trials: a catalog model's first 6 are its start-up portfolio (tuner.search._portfolio), then
-# 4 random draws. Handing over to TPE right after the portfolio (6) found worse or equal best scores
-# at 32 trials on every task of bench/portfolio.py that finished (docs/benchmarks.md, "Start-up
-# portfolio"; one seed, so weak evidence), so the random draws stay.
+# Start-up trials: 10 random draws, as Optuna's default. A study that starts from its catalog model's
+# start-up portfolio (tuner.search._portfolio) hands over to TPE right after it (6 trials): on
+# bench/portfolio.py (12 tasks x 3 seeds, portfolios learned leave-one-data-set-out) that chose
+# configurations holding up better on fresh splits (held-out score 31 against 16 with 4 random
+# draws after the portfolio) and found higher CV scores at 32 trials (33 against 27), at the same
+# level after 8 (docs/benchmarks.md, "Start-up portfolio").
 TPE_DEFAULTS: dict[str, Any] = {
     "multivariate": False,
     "n_startup_trials": 10,
@@ -74,14 +76,18 @@ SAMPLERS: dict[str, Callable[[int | None, dict[str, Any]], optuna.samplers.BaseS
 
 
 def build_sampler(
-    spec: SamplerSpec, seed: int | None, *, label: str, shared: bool = False
+    spec: SamplerSpec, seed: int | None, *, label: str, shared: bool = False, portfolio: int = 0
 ) -> optuna.samplers.BaseSampler:
     """Build the sampler named by ``spec``; ``seed`` is used unless the spec pins its own.
 
     ``shared`` says that other workers may run trials of the study at the same time: parallel
     runs, and any run on a server storage, which ``tuner worker`` processes elsewhere may join.
+    ``portfolio`` is the size of the start-up portfolio the study starts from (0: none); TPE takes
+    over after it, unless the spec sets ``n_startup_trials``.
     """
     options = dict(spec.options)
+    if spec.name == "tpe" and portfolio:
+        options.setdefault("n_startup_trials", portfolio)
     if spec.name == "tpe":
         # With constant_liar, TPE treats the other workers' running trials as bad results, so
         # parallel workers do not all sample the same point. A lone worker has no running trial
