@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 
 import tuner
 from tuner.search import build_pruner, build_sampler
@@ -233,8 +234,13 @@ def _startup(folder: Path, repeats: int) -> None:
     print(f"{t:>12.2f} {r:>13.2f} {t - r:>13.2f} {load:>20.2f} {rs:>23.2f} {t - rs:>13.2f}", flush=True)
 
 
-def _raw_cost_objective(context: Any) -> Callable[[optuna.Trial], float]:
-    """The same model on the same folds, written by hand as a raw Optuna user would."""
+def _raw_cost_objective(context: Any, folds_of: list[int] | None = None) -> Callable[[optuna.Trial], float]:
+    """The same model on the same folds, written by hand as a raw Optuna user would.
+
+    With ``folds_of`` (trial number → folds tuner fitted), a trial stops after the folds tuner fitted
+    (the pruner is still asked at every fold, as tuner asks it): two pruners that decide a close
+    case differently would otherwise fit different work, and the difference would not be tuner's.
+    """
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import get_scorer
 
@@ -248,7 +254,10 @@ def _raw_cost_objective(context: Any) -> Callable[[optuna.Trial], float]:
             model = HistGradientBoostingClassifier(**params, random_state=SEED).fit(X.iloc[train], y[train])
             scores.append(float(scorer(model, X.iloc[val], y[val])))
             trial.report(statistics.fmean(scores), step)
-            if step < len(context.splits) - 1 and trial.should_prune():
+            last = step == len(context.splits) - 1
+            if not last and trial.should_prune() and folds_of is None:
+                raise optuna.TrialPruned()
+            if folds_of is not None and not last and step + 1 >= folds_of[trial.number]:
                 raise optuna.TrialPruned()
         return statistics.fmean(scores)
 
@@ -265,8 +274,9 @@ def _cost(folder: Path, n_trials: int, repeats: int) -> None:
 
     Two raw sides: ``raw`` searches by itself (its TPE draws other configurations than tuner's
     portfolio and TPE, which cost more or less to fit), and ``replay`` runs tuner's own trials again
-    (``enqueue_trial`` of each trial's parameters, in order, with the same pruner), so the two sides
-    fit the same models and the difference is tuner's orchestration alone. ``replay-sqlite`` replays
+    (``enqueue_trial`` of each trial's parameters, in order, with the same pruner, each trial
+    stopped after the folds tuner fitted), so the two sides fit the same models on the same folds
+    and the difference is tuner's orchestration alone. ``replay-sqlite`` replays
     them on an SQLite file, as a raw Optuna user who keeps their trials would.
     """
     from threadpoolctl import threadpool_limits
@@ -279,6 +289,7 @@ def _cost(folder: Path, n_trials: int, repeats: int) -> None:
         # tuner's in-memory run first: the replays need its trials.
         others = ["raw", "replay", "replay-sqlite", "sqlite"]
         replayed: list[dict[str, Any]] = []
+        folds_of: list[int] = []
         for side in ["memory", *(others if rep % 2 == 0 else others[::-1])]:
             ends: list[float] = []
 
@@ -293,7 +304,8 @@ def _cost(folder: Path, n_trials: int, repeats: int) -> None:
                     study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner, storage=storage)
                     for params in replayed if side != "raw" else []:
                         study.enqueue_trial(params)
-                    study.optimize(_raw_cost_objective(context), n_trials=n_trials, callbacks=[mark])
+                    replaying = folds_of if side != "raw" else None
+                    study.optimize(_raw_cost_objective(context, replaying), n_trials=n_trials, callbacks=[mark])
                 else:
                     spec = {**_COST_SPEC, "name": f"cost-{rep}-{time.monotonic_ns()}"}
                     url = "memory://" if side == "memory" else str(folder / "cost.db")
@@ -301,6 +313,10 @@ def _cost(folder: Path, n_trials: int, repeats: int) -> None:
                     if side == "memory":
                         trials = sorted(result.study.get_trials(deepcopy=False), key=lambda t: t.number)
                         replayed = [t.params for t in trials][:n_trials]
+                        folds = len(context.splits)
+                        folds_of = [
+                            folds if t.state == TrialState.COMPLETE else len(t.intermediate_values) for t in trials
+                        ]
             cpu[side].append((ends[-1] - ends[0]) / (len(ends) - 1))
     r, rp, rs, m, t = (statistics.median(cpu[side]) for side in ("raw", "replay", "replay-sqlite", "memory", "sqlite"))
     print(

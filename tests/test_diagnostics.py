@@ -79,6 +79,24 @@ def test_gap_and_train_scores_equal_a_direct_refit_on_the_same_folds(tmp_path):
     assert attrs["train_std"] == pytest.approx(np.std(train_scores))
 
 
+def test_a_folds_train_score_rows_are_drawn_once_and_handed_out_again_unchanged():
+    """Every trial samples a fold's training rows with the same seed: the draw is kept, read-only."""
+    from sklearn.model_selection import train_test_split
+
+    y = np.repeat([0, 1, 2], [60, 30, 10])
+    first = train_score_rows(y, 20, seed=7, task="classification")
+    assert first is not None and not first.flags.writeable
+    assert train_score_rows(y.copy(), 20, seed=7, task="classification") is first
+    drawn, _ = train_test_split(np.arange(len(y)), train_size=20, random_state=7, stratify=y)
+    assert first.tolist() == sorted(drawn.tolist())
+    assert train_score_rows(y, 20, seed=8, task="classification").tolist() != first.tolist()
+    assert train_score_rows(np.roll(y, 1), 20, seed=7, task="classification") is not first
+    labels = np.array(["a", "b"] * 50, dtype=object)  # no bytes to key on: drawn again, the same rows
+    assert train_score_rows(labels, 20, seed=7, task="classification").tolist() == (
+        train_score_rows(labels.copy(), 20, seed=7, task="classification").tolist()
+    )
+
+
 def test_per_group_scores_equal_a_direct_computation_on_the_fold_predictions(tmp_path):
     frame = with_groups(classification(90, flip=0.15), {"a": 50, "b": 30, "c": 10})
     spec = study_spec("groups", TREE, space={"max_depth": 2}, fairness={"groups": "g"})

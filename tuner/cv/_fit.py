@@ -10,6 +10,7 @@ training rows; early stopping holds out a split of the training rows, never the 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import time
 import warnings
@@ -193,15 +194,35 @@ def fit_and_score(
     )
 
 
+# Samples drawn so far, by the draw's inputs: every trial of a study samples each fold's rows with
+# the same seed, and a stratified draw costs more than a small model's prediction on it.
+_SAMPLES: dict[tuple[bytes, str, int, int, bool], np.ndarray] = {}
+_SAMPLES_KEPT = 256
+
+
 def sample_rows(y: np.ndarray, size: int, *, seed: int, stratify: bool) -> np.ndarray:
     """Sorted positions of ``size`` of the rows of ``y``, drawn with ``seed``, keeping each class's
-    share when ``stratify``.
+    share when ``stratify`` (read-only: the same draw is handed out again).
 
     Raises:
         ValueError: ``stratify`` with a class too small to appear in the sample.
     """
+    y = np.ascontiguousarray(y)
+    # Labels held as Python objects have no bytes to key on: they are drawn every time.
+    key = None
+    if y.dtype.kind != "O":
+        key = (hashlib.blake2b(y.data, digest_size=16).digest(), y.dtype.str, size, seed, stratify)
+        found = _SAMPLES.get(key)
+        if found is not None:
+            return found
     rows, _ = train_test_split(np.arange(len(y)), train_size=size, random_state=seed, stratify=y if stratify else None)
-    return np.sort(rows)
+    rows = np.sort(rows)
+    rows.setflags(write=False)
+    if key is not None:
+        if len(_SAMPLES) >= _SAMPLES_KEPT:
+            _SAMPLES.clear()
+        _SAMPLES[key] = rows
+    return rows
 
 
 def train_score_rows(y_train: np.ndarray, size: int | None, *, seed: int, task: str) -> np.ndarray | None:
