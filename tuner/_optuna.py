@@ -403,7 +403,8 @@ class LeanRDBStorage(optuna.storages.RDBStorage):
             _holding.told = None
             return super().set_trial_state_values(trial_id, state, values)
         trials = TrialModel.__table__
-        now = datetime.now()  # what Optuna stores: the local time, without a zone
+        # Optuna stores naive UTC (its model's setter converts) and hands out naive local time.
+        now = datetime.now(UTC).replace(tzinfo=None)
         try:
             with _create_scoped_session(self.scoped_session) as session:
                 changed = session.execute(  # type: ignore[attr-defined]  # an UPDATE's CursorResult
@@ -429,7 +430,7 @@ class LeanRDBStorage(optuna.storages.RDBStorage):
             if self.engine.name in _WHOLE_SECONDS:
                 _holding.told = None
             else:
-                told[1].state, told[1].values, told[1].datetime_complete = state, values, now
+                told[1].state, told[1].values, told[1].datetime_complete = state, values, _local(now)
                 _holding.told = (told[0], told[1], True)
         return True
 

@@ -282,6 +282,33 @@ def test_the_trial_tell_finishes_is_the_trial_stored_and_read_once(backend, monk
         storage.set_trial_state_values(10**9, TrialState.COMPLETE, [1.0])
 
 
+def test_the_end_time_tell_stores_is_optunas_away_from_utc(tmp_path, monkeypatch):
+    """Optuna stores naive UTC and hands out local time: a trial finished in Tokyo reads the same
+    through Optuna, through tuner's reads and as ``tell`` returned it, and ends about now."""
+    import time
+    import warnings
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    monkeypatch.setattr(_optuna, "_LOCAL_IS_UTC", False)
+    try:
+        url = f"sqlite:///{tmp_path / 'tokyo.db'}"
+        storage, optunas = open_storage(url), optuna.storages.RDBStorage(url)
+        study = optuna.create_study(storage=storage)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Optuna: "Heartbeat of storage is supposed to be used with Study.optimize"
+            trial = study.ask()
+        with _optuna.telling():
+            told = study.tell(trial, 1.0)
+        stored = optunas.get_trial(_optuna.trial_id(trial))
+        assert_same(told, stored)
+        assert_same(storage.get_trial(_optuna.trial_id(trial)), stored)
+        assert abs(stored.datetime_complete - datetime.now()) < timedelta(minutes=5)
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
 @pytest.mark.parametrize("fmt", ["csv", "json"])
 def test_streamed_exports_equal_the_whole_study_rendered_at_once(stored, fmt):
     study = load_stored("max", stored.url)
