@@ -71,6 +71,12 @@ def test_tpe_takes_over_right_after_the_portfolio_and_after_ten_random_draws_wit
     without = trials("none", None, **none)
     assert without == trials("none-ten", 10, **none)  # Optuna's default: ten random draws
     assert without[n:] != trials("none-explicit", n, **none)[n:]
+    # A narrow space merges the portfolio's configurations: TPE takes over after those that ran.
+    narrow = {"space": {"C": {"type": "float", "low": 1.0, "high": 1.5}, "class_weight": None}}
+    merged = len(_fitted_portfolio("logistic", {"C": ParamSpec(type="float", low=1.0, high=1.5)}))
+    assert 1 < merged < n
+    assert trials("narrow", None, **narrow) == trials("narrow-explicit", merged, **narrow)
+    assert trials("narrow", None, **narrow)[merged:] != trials("narrow-ten", 10, **narrow)[merged:]
 
 
 @pytest.mark.parametrize("early_stopping", ["auto", True])

@@ -137,6 +137,8 @@ PRELOAD = ("optuna.storages._rdb.storage",)
 
 
 _CONSTRAINTS_KEY = "constraints"  # optuna.study._constrained_optimization._CONSTRAINTS_KEY
+# The system attribute Study.enqueue_trial gives a trial: its fixed parameters.
+ENQUEUED = "fixed_params"
 
 
 def trial_id(trial: optuna.Trial | FrozenTrial) -> int:

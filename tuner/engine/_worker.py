@@ -18,12 +18,13 @@ from typing import Any
 
 import optuna
 
+from tuner import _optuna
 from tuner.engine._budget import Budget, counted
 from tuner.engine._loop import FailureGuard, LoopResult, run_trials
 from tuner.engine._study import open_study
 from tuner.errors import TooManyFailures, TunerError, sentence
 from tuner.objective import make_objective
-from tuner.search import build_sampler, starts_from_portfolio
+from tuner.search import build_sampler
 from tuner.seeds import seed_for
 from tuner.setup import build
 from tuner.spec import StudySpec, load_spec
@@ -180,15 +181,18 @@ def seed_sampler(
     seeded from the number a new trial would get (only a grid past its first pass draws then).
     """
 
-    portfolio = starts_from_portfolio(spec)
+    trials = stored.study.get_trials(deepcopy=False)
+    # What the study was actually given, not what its spec would give a new study: a study made by
+    # `tuner worker` has no warm starts, and a narrowed space can merge portfolio configurations.
+    warm_starts = sum(_optuna.ENQUEUED in t.system_attrs for t in trials)
 
     def build(number: int) -> optuna.samplers.BaseSampler:
         parts = ("sampler", number) if label is None else ("sampler", number, label)
         return build_sampler(
-            spec.sampler, seed_for(spec.seed, *parts), label=spec.label, shared=shared, portfolio=portfolio
+            spec.sampler, seed_for(spec.seed, *parts), label=spec.label, shared=shared, warm_starts=warm_starts
         )
 
-    expected = len(stored.study.get_trials(deepcopy=False))
+    expected = len(trials)
     stored.study.sampler = build(expected)
 
     def first_trial(number: int) -> None:

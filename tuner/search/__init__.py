@@ -6,7 +6,7 @@ from tuner.search._fidelity import FULL, levels, pruner_defaults
 from tuner.search._pruners import PRUNERS, OncePerTrial, build_pruner
 from tuner.search._samplers import SAMPLERS, TPE_DEFAULTS, build_sampler, check_grid
 from tuner.search._space import Space, describe, diff, merge, suggest, to_json
-from tuner.search._warmstart import best_configs, enqueue, fit_to_space, known_good, starts_from_portfolio
+from tuner.search._warmstart import best_configs, enqueue, fit_to_space, known_good
 
 __all__ = [
     "FULL",
@@ -27,7 +27,6 @@ __all__ = [
     "levels",
     "merge",
     "pruner_defaults",
-    "starts_from_portfolio",
     "suggest",
     "to_json",
 ]

@@ -19,7 +19,8 @@ from tuner.spec import SamplerSpec
 # seed noise. `sampler: {options: {multivariate: true}}` turns it on.
 # The remaining knobs (gamma, weights, prior, endpoints) are deprecated in Optuna 5 and frozen there.
 # Start-up trials: 10 random draws, as Optuna's default. A study that starts from its catalog model's
-# start-up portfolio (tuner.search._portfolio) hands over to TPE right after it (6 trials): on
+# start-up portfolio (tuner.search._portfolio) hands over to TPE right after it and any other warm
+# starts (6 trials for the portfolio alone): on
 # bench/portfolio.py (12 tasks x 3 seeds, portfolios learned leave-one-data-set-out) that chose
 # configurations holding up better on fresh splits (held-out score 31 against 16 with 4 random
 # draws after the portfolio) and found higher CV scores at 32 trials (33 against 27), at the same
@@ -76,18 +77,18 @@ SAMPLERS: dict[str, Callable[[int | None, dict[str, Any]], optuna.samplers.BaseS
 
 
 def build_sampler(
-    spec: SamplerSpec, seed: int | None, *, label: str, shared: bool = False, portfolio: int = 0
+    spec: SamplerSpec, seed: int | None, *, label: str, shared: bool = False, warm_starts: int = 0
 ) -> optuna.samplers.BaseSampler:
     """Build the sampler named by ``spec``; ``seed`` is used unless the spec pins its own.
 
     ``shared`` says that other workers may run trials of the study at the same time: parallel
     runs, and any run on a server storage, which ``tuner worker`` processes elsewhere may join.
-    ``portfolio`` is the size of the start-up portfolio the study starts from (0: none); TPE takes
-    over after it, unless the spec sets ``n_startup_trials``.
+    ``warm_starts`` is how many enqueued trials (start-up portfolio, earlier studies' best) the study
+    starts from; TPE takes over right after them, unless the spec sets ``n_startup_trials``.
     """
     options = dict(spec.options)
-    if spec.name == "tpe" and portfolio:
-        options.setdefault("n_startup_trials", portfolio)
+    if spec.name == "tpe" and warm_starts:
+        options.setdefault("n_startup_trials", warm_starts)
     if spec.name == "tpe":
         # With constant_liar, TPE treats the other workers' running trials as bad results, so
         # parallel workers do not all sample the same point. A lone worker has no running trial
