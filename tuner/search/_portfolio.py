@@ -32,8 +32,3 @@ def portfolio(model: str, task: Task) -> list[dict[str, Any]]:
 def portfolio_models() -> list[str]:
     """The catalog models the portfolio has configurations for."""
     return sorted(_models())
-
-
-def portfolio_size(model: str) -> int:
-    """How many configurations the portfolio of ``model`` holds for its largest task (0 when none)."""
-    return max((len(configs) for configs in _models().get(model, {}).values()), default=0)

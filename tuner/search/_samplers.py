@@ -87,9 +87,9 @@ def build_sampler(
     starts from; TPE takes over right after them, unless the spec sets ``n_startup_trials``.
     """
     options = dict(spec.options)
-    if spec.name == "tpe" and warm_starts:
-        options.setdefault("n_startup_trials", warm_starts)
     if spec.name == "tpe":
+        if warm_starts:
+            options.setdefault("n_startup_trials", warm_starts)
         # With constant_liar, TPE treats the other workers' running trials as bad results, so
         # parallel workers do not all sample the same point. A lone worker has no running trial
         # but its own, which TPE leaves out anyway: the samples are the same without it, and TPE

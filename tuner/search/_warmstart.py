@@ -25,7 +25,7 @@ from optuna.trial import TrialState
 
 from tuner.errors import SpecError
 from tuner.models import ModelEntry
-from tuner.search._portfolio import portfolio, portfolio_size
+from tuner.search._portfolio import portfolio
 from tuner.spec import ParamSpec, StudySpec, Task
 from tuner.store import schema, study_names
 
@@ -62,7 +62,8 @@ def enqueue(
     configs: list[Mapping[str, Any]] = []
     for name in spec.warm_start.studies:
         configs.extend(best_configs(storage, name, spec))
-    if starts_from_portfolio(spec):
+    # A grid sampler runs exactly its grid (and refuses a trial that does not set every parameter).
+    if spec.warm_start.known_good and not spec.objective.custom and spec.sampler.name != "grid":
         configs.extend(known_good(model, task, stops_early=stops_early))
     seen: list[dict[str, Any]] = []
     for config in configs:
@@ -74,15 +75,6 @@ def enqueue(
     for params in seen[: spec.budget.n_trials]:
         study.enqueue_trial(params, skip_if_exists=True)
     return min(len(seen), spec.budget.n_trials)
-
-
-def starts_from_portfolio(spec: StudySpec) -> int:
-    """How many configurations of its catalog model's start-up portfolio a new study of ``spec``
-    tries first (0: it does not start from one)."""
-    # A grid sampler runs exactly its grid (and refuses a trial that does not set every parameter).
-    if not spec.warm_start.known_good or spec.objective.custom or spec.sampler.name == "grid":
-        return 0
-    return portfolio_size(spec.model)
 
 
 def known_good(model: ModelEntry, task: Task, *, stops_early: bool) -> list[Mapping[str, Any]]:
